@@ -1,0 +1,727 @@
+/* conf — see conf.h. */
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/util_units.h"
+
+enum key_type { K_SIZE, K_DURATION, K_UINT, K_BOOL, K_LISTEN, K_LOGLEVEL, K_WORKERS,
+		K_STRING, K_PATH, K_LIST };
+
+struct key_def {
+	const char *name;
+	enum key_type type;
+	size_t offset;        /* into struct conf or struct conf_route */
+	uint64_t min, max;
+	const char *hint;     /* example of a valid value */
+};
+
+#define S(field) offsetof(struct conf, field)
+#define R(field) offsetof(struct conf_route, field)
+
+static const struct key_def server_keys[] = {
+	{ "listen", K_LISTEN, 0, 0, 0, "0.0.0.0:8080, [::]:8080 or 8080" },
+	{ "workers", K_WORKERS, S(workers), 0, 256, "auto or a number of threads such as 4" },
+	{ "backlog", K_UINT, S(backlog), 1, 1u << 20, "a number such as 1024" },
+	{ "max_payload", K_SIZE, S(max_payload), 1, 1ULL << 40, "a size such as 1MiB" },
+	{ "max_header_size", K_SIZE, S(max_header_size), 256, 1 << 20, "a size such as 8KiB" },
+	{ "max_headers", K_UINT, S(max_headers), 4, 128, "a number such as 64" },
+	{ "handshake_timeout", K_DURATION, S(handshake_timeout_ms), 1, 86400000, "a duration such as 10s" },
+	{ "close_timeout", K_DURATION, S(close_timeout_ms), 1, 3600000, "a duration such as 5s" },
+	{ "ping_interval", K_DURATION, S(ping_interval_ms), 0, 86400000, "a duration such as 30s (0 disables)" },
+	{ "pong_timeout", K_DURATION, S(pong_timeout_ms), 1, 86400000, "a duration such as 10s" },
+	{ "send_queue_limit", K_SIZE, S(send_queue_limit), 1024, 1ULL << 40, "a size such as 4MiB" },
+	{ "fragment_size", K_SIZE, S(fragment_size), 0, 1ULL << 40, "a size such as 64KiB (0 disables)" },
+	{ "drain_timeout", K_DURATION, S(drain_timeout_ms), 0, 3600000, "a duration such as 10s" },
+	{ "log_level", K_LOGLEVEL, S(log_level), 0, 0, "error, warn, info or debug" },
+};
+
+static const struct key_def route_keys[] = {
+	{ "path", K_PATH, R(path), 0, 0, "an absolute path such as /ws" },
+	{ "plugin", K_STRING, R(plugin), 0, 0, "a plugin name such as echo" },
+	{ "subprotocols", K_LIST, R(subprotocols), 0, 0, "a comma-separated list such as chat.v1, chat.v0" },
+	{ "require_subprotocol", K_BOOL, R(require_subprotocol), 0, 0, "yes or no" },
+};
+
+#define NKEYS(a) (sizeof(a) / sizeof((a)[0]))
+_Static_assert(NKEYS(server_keys) == CONF_SERVER_KEYS, "CONF_SERVER_KEYS must match server_keys");
+
+/* Built-in handlers known to this build (plugins replace this list). */
+static const char *const builtin_plugins[] = { "echo" };
+
+struct parser {
+	struct conf *c;
+	const char *file;
+	int line;
+	struct buf *errs;
+	int nerr;
+	enum { SEC_NONE, SEC_SERVER, SEC_ROUTE, SEC_BAD } section;
+	struct conf_route *route;       /* current route section */
+	char route_seen[NKEYS(route_keys)][300];
+};
+
+static void err_at(struct parser *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void err_at(struct parser *ps, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	char line[1400];
+	int n = snprintf(line, sizeof line, "%s:%d: %s\n", ps->file, ps->line, msg);
+	if (n > 0)
+		buf_append(ps->errs, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+	ps->nerr++;
+}
+
+void conf_defaults(struct conf *c)
+{
+	memset(c, 0, sizeof *c);
+	c->workers = 0;
+	c->backlog = 1024;
+	c->max_payload = 1024 * 1024;
+	c->max_header_size = 8 * 1024;
+	c->max_headers = 64;
+	c->handshake_timeout_ms = 10000;
+	c->close_timeout_ms = 5000;
+	c->ping_interval_ms = 30000;
+	c->pong_timeout_ms = 10000;
+	c->send_queue_limit = 4 * 1024 * 1024;
+	c->fragment_size = 64 * 1024;
+	c->drain_timeout_ms = 10000;
+	c->log_level = LOG_INFO;
+}
+
+static void route_free(struct conf_route *r)
+{
+	free(r->name);
+	free(r->path);
+	free(r->plugin);
+	for (size_t i = 0; i < r->nsubprotocols; i++)
+		free(r->subprotocols[i]);
+}
+
+void conf_free(struct conf *c)
+{
+	for (size_t i = 0; i < c->nroutes; i++)
+		route_free(&c->routes[i]);
+	free(c->routes);
+	c->routes = NULL;
+	c->nroutes = 0;
+}
+
+size_t conf_edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 64 || lb > 64)
+		return 99;
+	size_t row[65];
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t prev = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cur = row[j];
+			size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+			size_t best = prev + cost;
+			if (row[j] + 1 < best)
+				best = row[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			prev = cur;
+		}
+	}
+	return row[lb];
+}
+
+static const char *suggest(const char *word, const struct key_def *keys, size_t n)
+{
+	const char *best = NULL;
+	size_t bestd = 99;
+	for (size_t i = 0; i < n; i++) {
+		size_t d = conf_edit_distance(word, keys[i].name);
+		if (d < bestd) {
+			bestd = d;
+			best = keys[i].name;
+		}
+		/* A key that is a prefix or suffix of the word is a good guess too
+		 * ("max_payload_size" -> "max_payload"). */
+		size_t kl = strlen(keys[i].name);
+		if (strlen(word) > kl && (strncmp(word, keys[i].name, kl) == 0) && bestd > 2) {
+			bestd = 2;
+			best = keys[i].name;
+		}
+	}
+	size_t len = strlen(word);
+	return bestd <= (len < 5 ? 1 : len / 3 + 1) ? best : NULL;
+}
+
+bool conf_parse_listen(const char *s, struct conf_listen *l, const char **why)
+{
+	memset(l, 0, sizeof *l);
+	snprintf(l->text, sizeof l->text, "%s", s);
+	char host[64] = "";
+	const char *port_s;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':') {
+			*why = "expected [IPv6]:port";
+			return false;
+		}
+		size_t hn = (size_t)(close - s - 1);
+		if (hn >= sizeof host) {
+			*why = "address too long";
+			return false;
+		}
+		memcpy(host, s + 1, hn);
+		host[hn] = 0;
+		port_s = close + 2;
+	} else {
+		const char *colon = strrchr(s, ':');
+		if (colon) {
+			size_t hn = (size_t)(colon - s);
+			if (hn >= sizeof host) {
+				*why = "address too long";
+				return false;
+			}
+			memcpy(host, s, hn);
+			host[hn] = 0;
+			if (strchr(host, ':')) {
+				*why = "IPv6 addresses must be written in brackets, e.g. [::1]:8080";
+				return false;
+			}
+			port_s = colon + 1;
+		} else {
+			port_s = s;
+		}
+	}
+	uint64_t port;
+	if (!units_parse_uint(port_s, &port) || port == 0 || port > 65535) {
+		*why = "port must be a number from 1 to 65535";
+		return false;
+	}
+	if (host[0] == 0 || strcmp(host, "*") == 0)
+		memcpy(host, "0.0.0.0", sizeof "0.0.0.0");
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&l->addr;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&l->addr;
+	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		l->addrlen = sizeof *a4;
+	} else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		l->addrlen = sizeof *a6;
+	} else {
+		*why = "not a numeric IPv4 or IPv6 address (host names are not resolved)";
+		return false;
+	}
+	return true;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	if (!d) {
+		fprintf(stderr, "mbgw: out of memory reading configuration\n");
+		exit(1);
+	}
+	return d;
+}
+
+static bool valid_subprotocol(const char *s)
+{
+	/* RFC 6455 §4.1: a token (RFC 2616 token characters). */
+	if (!*s)
+		return false;
+	for (const char *p = s; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c <= 0x20 || c >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", c))
+			return false;
+	}
+	return true;
+}
+
+static void set_value(struct parser *ps, const struct key_def *k, void *base, char *val)
+{
+	uint64_t v;
+	switch (k->type) {
+	case K_SIZE:
+		if (!units_parse_size(val, &v)) {
+			err_at(ps, "%s: invalid size '%s' (expected %s)", k->name, val, k->hint);
+			return;
+		}
+		goto range;
+	case K_DURATION:
+		if (!units_parse_duration_ms(val, &v)) {
+			err_at(ps, "%s: invalid duration '%s' (expected %s)", k->name, val, k->hint);
+			return;
+		}
+		goto range;
+	case K_UINT:
+		if (!units_parse_uint(val, &v)) {
+			err_at(ps, "%s: invalid number '%s' (expected %s)", k->name, val, k->hint);
+			return;
+		}
+		goto range;
+	case K_WORKERS:
+		if (strcasecmp(val, "auto") == 0) {
+			*(uint64_t *)((char *)base + k->offset) = 0;
+			return;
+		}
+		if (!units_parse_uint(val, &v) || v == 0) {
+			err_at(ps, "%s: invalid value '%s' (expected %s)", k->name, val, k->hint);
+			return;
+		}
+		goto range;
+	case K_BOOL: {
+		bool b;
+		if (!units_parse_bool(val, &b)) {
+			err_at(ps, "%s: invalid boolean '%s' (expected %s)", k->name, val, k->hint);
+			return;
+		}
+		*(bool *)((char *)base + k->offset) = b;
+		return;
+	}
+	case K_LOGLEVEL: {
+		enum log_level lv;
+		if (!log_level_parse(val, &lv)) {
+			err_at(ps, "%s: unknown level '%s' (expected %s)", k->name, val, k->hint);
+			return;
+		}
+		*(enum log_level *)((char *)base + k->offset) = lv;
+		return;
+	}
+	case K_LISTEN: {
+		struct conf *c = ps->c;
+		if (c->nlisten >= CONF_MAX_LISTEN) {
+			err_at(ps, "listen: too many listeners (at most %d)", CONF_MAX_LISTEN);
+			return;
+		}
+		const char *why;
+		struct conf_listen *l = &c->listen[c->nlisten];
+		if (!conf_parse_listen(val, l, &why)) {
+			err_at(ps, "listen: invalid address '%s': %s (expected %s)", val, why, k->hint);
+			return;
+		}
+		snprintf(l->where, sizeof l->where, "%s:%d", ps->file, ps->line);
+		for (size_t i = 0; i < c->nlisten; i++) {
+			if (c->listen[i].addrlen == l->addrlen && memcmp(&c->listen[i].addr, &l->addr, l->addrlen) == 0) {
+				err_at(ps, "listen: '%s' is already listed at %s", val, c->listen[i].where);
+				return;
+			}
+		}
+		c->nlisten++;
+		return;
+	}
+	case K_PATH: {
+		if (val[0] != '/') {
+			err_at(ps, "%s: '%s' must start with '/' (expected %s)", k->name, val, k->hint);
+			return;
+		}
+		for (const char *p = val; *p; p++) {
+			if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '?' || *p == '#') {
+				err_at(ps, "%s: '%s' contains a space, '?', '#' or a non-ASCII character", k->name, val);
+				return;
+			}
+		}
+		char **dst = (char **)((char *)base + k->offset);
+		free(*dst);
+		*dst = xstrdup(val);
+		return;
+	}
+	case K_STRING: {
+		if (!*val) {
+			err_at(ps, "%s: empty value (expected %s)", k->name, k->hint);
+			return;
+		}
+		char **dst = (char **)((char *)base + k->offset);
+		free(*dst);
+		*dst = xstrdup(val);
+		return;
+	}
+	case K_LIST: {
+		struct conf_route *r = ps->route;
+		char *save = NULL;
+		for (char *tok = strtok_r(val, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			while (*tok == ' ' || *tok == '\t')
+				tok++;
+			char *e = tok + strlen(tok);
+			while (e > tok && (e[-1] == ' ' || e[-1] == '\t'))
+				*--e = 0;
+			if (!valid_subprotocol(tok)) {
+				err_at(ps, "%s: '%s' is not a valid subprotocol token", k->name, tok);
+				continue;
+			}
+			if (r->nsubprotocols >= CONF_MAX_SUBPROTOCOLS) {
+				err_at(ps, "%s: too many subprotocols (at most %d)", k->name, CONF_MAX_SUBPROTOCOLS);
+				return;
+			}
+			r->subprotocols[r->nsubprotocols++] = xstrdup(tok);
+		}
+		return;
+	}
+	}
+	return;
+range:
+	if (v < k->min || v > k->max) {
+		err_at(ps, "%s: value '%s' is out of range (expected %s)", k->name, val, k->hint);
+		return;
+	}
+	*(uint64_t *)((char *)base + k->offset) = v;
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = 0;
+	return s;
+}
+
+static void open_section(struct parser *ps, char *name)
+{
+	ps->route = NULL;
+	char *arg = name;
+	while (*arg && *arg != ' ' && *arg != '\t')
+		arg++;
+	if (*arg)
+		*arg++ = 0;
+	arg = trim(arg);
+	if (strcmp(name, "server") == 0) {
+		if (*arg)
+			err_at(ps, "[server] takes no name (found '%s')", arg);
+		ps->section = SEC_SERVER;
+		return;
+	}
+	if (strcmp(name, "route") == 0) {
+		if (!*arg) {
+			err_at(ps, "[route] needs a name, e.g. [route echo]");
+			ps->section = SEC_BAD;
+			return;
+		}
+		for (const char *p = arg; *p; p++) {
+			if (!(*p == '-' || *p == '_' || *p == '.' || (*p >= '0' && *p <= '9') ||
+			      (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))) {
+				err_at(ps, "route name '%s' may contain only letters, digits, '-', '_' and '.'", arg);
+				ps->section = SEC_BAD;
+				return;
+			}
+		}
+		struct conf *c = ps->c;
+		for (size_t i = 0; i < c->nroutes; i++) {
+			if (strcmp(c->routes[i].name, arg) == 0) {
+				err_at(ps, "route '%s' is already defined at %s", arg, c->routes[i].where);
+				ps->section = SEC_BAD;
+				return;
+			}
+		}
+		struct conf_route *nr = realloc(c->routes, (c->nroutes + 1) * sizeof *nr);
+		if (!nr) {
+			fprintf(stderr, "mbgw: out of memory reading configuration\n");
+			exit(1);
+		}
+		c->routes = nr;
+		ps->route = &c->routes[c->nroutes++];
+		memset(ps->route, 0, sizeof *ps->route);
+		ps->route->name = xstrdup(arg);
+		snprintf(ps->route->where, sizeof ps->route->where, "%s:%d", ps->file, ps->line);
+		memset(ps->route_seen, 0, sizeof ps->route_seen);
+		ps->section = SEC_ROUTE;
+		return;
+	}
+	static const struct key_def sections[] = { { "server", 0, 0, 0, 0, 0 }, { "route", 0, 0, 0, 0, 0 } };
+	const char *hint = suggest(name, sections, 2);
+	if (hint)
+		err_at(ps, "unknown section [%s] (did you mean [%s]?)", name, hint);
+	else
+		err_at(ps, "unknown section [%s] (expected [server] or [route NAME])", name);
+	ps->section = SEC_BAD;
+}
+
+static void set_key(struct parser *ps, char *key, char *val)
+{
+	const struct key_def *keys;
+	size_t nkeys;
+	void *base;
+	char (*seen)[300];
+	const char *secname;
+	switch (ps->section) {
+	case SEC_NONE:
+		err_at(ps, "'%s' is outside any section (put it under [server] or [route NAME])", key);
+		return;
+	case SEC_BAD:
+		return; /* already reported at the section header */
+	case SEC_SERVER:
+		keys = server_keys; nkeys = NKEYS(server_keys); base = ps->c;
+		seen = ps->c->server_seen_; secname = "[server]";
+		break;
+	case SEC_ROUTE:
+	default:
+		keys = route_keys; nkeys = NKEYS(route_keys); base = ps->route;
+		seen = ps->route_seen; secname = "[route]";
+		break;
+	}
+	for (size_t i = 0; i < nkeys; i++) {
+		if (strcmp(keys[i].name, key) != 0)
+			continue;
+		if (keys[i].type != K_LISTEN && seen[i][0]) {
+			err_at(ps, "%s is set twice (first at %s)", key, seen[i]);
+			return;
+		}
+		snprintf(seen[i], sizeof seen[i], "%s:%d", ps->file, ps->line);
+		set_value(ps, &keys[i], base, val);
+		return;
+	}
+	const char *hint = suggest(key, keys, nkeys);
+	if (hint)
+		err_at(ps, "unknown key '%s' in %s (did you mean '%s'?)", key, secname, hint);
+	else
+		err_at(ps, "unknown key '%s' in %s", key, secname);
+}
+
+int conf_parse_text(struct conf *c, const char *file, const char *text, size_t len, struct buf *errs)
+{
+	struct parser *ps = calloc(1, sizeof *ps);
+	if (!ps) {
+		fprintf(stderr, "mbgw: out of memory reading configuration\n");
+		exit(1);
+	}
+	ps->c = c;
+	ps->file = file;
+	ps->errs = errs;
+	ps->section = SEC_NONE;
+
+	size_t pos = 0;
+	char line[4096];
+	while (pos < len) {
+		ps->line++;
+		size_t e = pos;
+		while (e < len && text[e] != '\n')
+			e++;
+		size_t n = e - pos;
+		bool too_long = n >= sizeof line;
+		if (!too_long) {
+			memcpy(line, text + pos, n);
+			line[n] = 0;
+		}
+		pos = e < len ? e + 1 : e;
+		if (too_long) {
+			err_at(ps, "line longer than %zu bytes", sizeof line - 1);
+			continue;
+		}
+		if (memchr(line, 0, n)) {
+			err_at(ps, "NUL byte in line");
+			continue;
+		}
+		char *s = trim(line);
+		if (!*s || *s == '#' || *s == ';')
+			continue;
+		if (*s == '[') {
+			char *close = strchr(s, ']');
+			if (!close) {
+				err_at(ps, "section header is missing its closing ']'");
+				ps->section = SEC_BAD;
+				continue;
+			}
+			*close = 0;
+			char *rest = trim(close + 1);
+			if (*rest && *rest != '#' && *rest != ';') {
+				err_at(ps, "unexpected text after section header: '%s'", rest);
+			}
+			open_section(ps, trim(s + 1));
+			continue;
+		}
+		char *eq = strchr(s, '=');
+		if (!eq) {
+			err_at(ps, "expected 'key = value' or '[section]', found '%s'", s);
+			continue;
+		}
+		*eq = 0;
+		char *key = trim(s);
+		char *val = trim(eq + 1);
+		if (!*key) {
+			err_at(ps, "missing key before '='");
+			continue;
+		}
+		/* Quoted value: everything between the quotes, '#' included. */
+		if (*val == '"') {
+			char *endq = strchr(val + 1, '"');
+			if (!endq) {
+				err_at(ps, "%s: unterminated quoted value", key);
+				continue;
+			}
+			*endq = 0;
+			char *rest = trim(endq + 1);
+			if (*rest && *rest != '#' && *rest != ';') {
+				err_at(ps, "%s: unexpected text after quoted value: '%s'", key, rest);
+				continue;
+			}
+			val++;
+		} else {
+			/* A comment starts at '#' preceded by whitespace. */
+			for (char *h = val; *h; h++) {
+				if ((*h == '#' || *h == ';') && h > val && (h[-1] == ' ' || h[-1] == '\t')) {
+					*h = 0;
+					val = trim(val);
+					break;
+				}
+			}
+		}
+		if (!*val) {
+			err_at(ps, "%s: missing value after '='", key);
+			continue;
+		}
+		set_key(ps, key, val);
+	}
+	int n = ps->nerr;
+	free(ps);
+	return n;
+}
+
+static void add_err(struct buf *errs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_err(struct buf *errs, const char *fmt, ...)
+{
+	char msg[1400];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof msg - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof msg - 2)
+		n = sizeof msg - 2;
+	msg[n++] = '\n';
+	buf_append(errs, msg, (size_t)n);
+}
+
+int conf_finish(struct conf *c, const char *dir, struct buf *errs)
+{
+	int nerr = 0;
+	if (c->nlisten == 0) {
+		const char *why;
+		conf_parse_listen("0.0.0.0:8080", &c->listen[0], &why);
+		snprintf(c->listen[0].where, sizeof c->listen[0].where, "built-in default");
+		c->nlisten = 1;
+	}
+	if (c->nroutes == 0) {
+		add_err(errs, "%s: no [route NAME] section: nothing would be served "
+			"(add e.g. [route echo] with path = /ws and plugin = echo)", dir);
+		nerr++;
+	}
+	for (size_t i = 0; i < c->nroutes; i++) {
+		struct conf_route *r = &c->routes[i];
+		if (!r->path) {
+			add_err(errs, "%s: route '%s' has no path (add e.g. path = /ws)", r->where, r->name);
+			nerr++;
+		}
+		if (!r->plugin) {
+			add_err(errs, "%s: route '%s' has no plugin (add e.g. plugin = echo)", r->where, r->name);
+			nerr++;
+		} else {
+			bool known = false;
+			for (size_t k = 0; k < sizeof builtin_plugins / sizeof builtin_plugins[0]; k++)
+				known |= strcmp(r->plugin, builtin_plugins[k]) == 0;
+			if (!known) {
+				add_err(errs, "%s: route '%s': unknown plugin '%s' (this build provides: echo)",
+					r->where, r->name, r->plugin);
+				nerr++;
+			}
+		}
+		if (r->require_subprotocol && r->nsubprotocols == 0) {
+			add_err(errs, "%s: route '%s' sets require_subprotocol but lists no subprotocols",
+				r->where, r->name);
+			nerr++;
+		}
+		for (size_t j = 0; j < i && r->path; j++) {
+			if (c->routes[j].path && strcmp(c->routes[j].path, r->path) == 0) {
+				add_err(errs, "%s: route '%s' uses path %s, already served by route '%s' (%s)",
+					r->where, r->name, r->path, c->routes[j].name, c->routes[j].where);
+				nerr++;
+			}
+		}
+	}
+	return nerr;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int conf_load_dir(const char *dir, struct conf *c, struct buf *errs)
+{
+	conf_defaults(c);
+	DIR *d = opendir(dir);
+	if (!d) {
+		add_err(errs, "%s: cannot open configuration directory: %s", dir, strerror(errno));
+		return 1;
+	}
+	char **names = NULL;
+	size_t nnames = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (de->d_name[0] == '.' || l < 6 || strcmp(de->d_name + l - 5, ".conf") != 0)
+			continue;
+		char **nn = realloc(names, (nnames + 1) * sizeof *nn);
+		if (!nn)
+			break;
+		names = nn;
+		names[nnames++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	qsort(names, nnames, sizeof *names, name_cmp);
+
+	int nerr = 0;
+	if (nnames == 0) {
+		add_err(errs, "%s: no *.conf files in the configuration directory", dir);
+		nerr++;
+	}
+	for (size_t i = 0; i < nnames; i++) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		FILE *f = fopen(path, "rb");
+		if (!f) {
+			add_err(errs, "%s: cannot read: %s", path, strerror(errno));
+			nerr++;
+			continue;
+		}
+		struct buf text = { 0 };
+		char chunk[8192];
+		size_t r;
+		while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
+			buf_append(&text, chunk, r);
+		fclose(f);
+		nerr += conf_parse_text(c, path, (const char *)text.data, text.len, errs);
+		buf_free(&text);
+	}
+	for (size_t i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
+	if (nerr == 0)
+		nerr += conf_finish(c, dir, errs);
+	return nerr;
+}
+
+const struct conf_route *conf_route_for_path(const struct conf *c, const char *path, size_t n)
+{
+	for (size_t i = 0; i < c->nroutes; i++) {
+		const char *rp = c->routes[i].path;
+		if (rp && strlen(rp) == n && memcmp(rp, path, n) == 0)
+			return &c->routes[i];
+	}
+	return NULL;
+}

@@ -1,0 +1,106 @@
+/* conf — the configuration directory (conf.d/) and its parser.
+ *
+ * Files named *.conf are read in name order. The format is INI-like:
+ *
+ *   # comment
+ *   [server]
+ *   listen      = 0.0.0.0:8080      # may repeat
+ *   max_payload = 1MiB
+ *   ping_interval = 30s
+ *
+ *   [route echo]
+ *   path   = /ws
+ *   plugin = echo
+ *
+ * Every mistake is reported as "file:line: what is wrong" (an unknown key
+ * gets a "did you mean"), and all mistakes are collected, not just the
+ * first. The result is a plain struct owned by the caller (conf_free).
+ * Not thread-safe; called at start-up and reload by the main thread.
+ */
+#ifndef MBGW_CONF_H
+#define MBGW_CONF_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "util/util_buf.h"
+#include "util/util_log.h"
+
+#define CONF_MAX_LISTEN 16
+#define CONF_MAX_SUBPROTOCOLS 16
+#define CONF_SERVER_KEYS 14
+
+struct conf_listen {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char text[80];       /* as written, for logs */
+	char where[300];     /* file:line, for bind errors */
+};
+
+struct conf_route {
+	char *name;
+	char *path;
+	char *plugin;
+	char *subprotocols[CONF_MAX_SUBPROTOCOLS];
+	size_t nsubprotocols;
+	bool require_subprotocol;
+	char where[300];     /* file:line of the section header */
+};
+
+struct conf {
+	struct conf_listen listen[CONF_MAX_LISTEN];
+	size_t nlisten;
+	uint64_t workers;            /* 0 = one per core */
+	uint64_t backlog;
+	uint64_t max_payload;
+	uint64_t max_header_size;
+	uint64_t max_headers;
+	uint64_t handshake_timeout_ms;
+	uint64_t close_timeout_ms;
+	uint64_t ping_interval_ms;   /* 0 = no heartbeat */
+	uint64_t pong_timeout_ms;
+	uint64_t send_queue_limit;
+	uint64_t fragment_size;      /* 0 = never fragment outgoing messages */
+	uint64_t drain_timeout_ms;
+	enum log_level log_level;
+
+	struct conf_route *routes;
+	size_t nroutes;
+
+	/* parser bookkeeping: where each [server] key was first set, so a key
+	 * set twice (in any file) is reported with both places */
+	char server_seen_[CONF_SERVER_KEYS][300];
+};
+
+/* Fills c with the built-in defaults (no routes, no listeners). */
+void conf_defaults(struct conf *c);
+
+/* Reads every *.conf file of dir into c (which it first sets to the
+ * defaults). Each error is appended to errs as one "file:line: message\n"
+ * line. Returns the number of errors (0 on success). On error c is still
+ * safe to conf_free. */
+int conf_load_dir(const char *dir, struct conf *c, struct buf *errs);
+
+/* Parses one file's text, as conf_load_dir does for each file (exposed for
+ * tests and fuzzing). Call conf_finish after the last file. */
+int conf_parse_text(struct conf *c, const char *file, const char *text, size_t len, struct buf *errs);
+/* Applies defaults that depend on the whole directory and checks
+ * cross-file rules (at least one route, unique paths). Returns errors. */
+int conf_finish(struct conf *c, const char *dir, struct buf *errs);
+
+void conf_free(struct conf *c);
+
+/* Finds the route serving `path` (exact match), or NULL. */
+const struct conf_route *conf_route_for_path(const struct conf *c, const char *path, size_t n);
+
+/* Parses "host:port", "[v6]:port", "*:port" or "port" into l. Returns false
+ * with a reason in why. */
+bool conf_parse_listen(const char *s, struct conf_listen *l, const char **why);
+
+/* Levenshtein distance, for "did you mean" hints. */
+size_t conf_edit_distance(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,22 @@
+/* http_response — formats the few HTTP responses the server writes:
+ * 101 for an upgrade, and short plain-text answers (200, 4xx, 5xx) that
+ * end the connection. Pure, any thread.
+ */
+#ifndef MBGW_HTTP_RESPONSE_H
+#define MBGW_HTTP_RESPONSE_H
+
+#include <stddef.h>
+
+/* Phrase for a status code ("Not Found"). */
+const char *http_status_text(int status);
+
+/* Writes a complete response with a text body and "Connection: close".
+ * extra_headers is NULL or CRLF-terminated header lines. Returns the
+ * length written, or 0 if it does not fit. */
+size_t http_response_simple(char *out, size_t cap, int status, const char *extra_headers,
+			    const char *body);
+
+/* Writes the 101 answer; subprotocol may be NULL. Returns length or 0. */
+size_t http_response_upgrade(char *out, size_t cap, const char *accept, const char *subprotocol);
+
+#endif

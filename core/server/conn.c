@@ -1,0 +1,502 @@
+/* conn — one client connection, from the first request byte to close.
+ *
+ * A byte's path through this file:
+ *   conn_on_readable → read into rbuf → process_input
+ *     CONN_HTTP: http_parse_request → handle_request → 101 (or an answer
+ *                and close) → the rest of rbuf is frames (kept, not lost)
+ *     CONN_OPEN: ws_reader_feed → on_message (echo) / on_control
+ *   conn_send_message → outq → conn_flush (one writev per loop iteration)
+ *
+ * State changes happen only in set_state(). A connection is never freed
+ * here: conn_terminate marks it DEAD and the worker's loop frees it after
+ * the current batch of events (so no callback runs on freed memory).
+ * Runs only on the connection's worker thread.
+ */
+#include "server/server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http/http_parser.h"
+#include "http/http_response.h"
+#include "net/net_listen.h"
+#include "util/util_log.h"
+#include "ws/ws_handshake.h"
+
+#define RBUF_SIZE (64 * 1024)
+#define RBUF_CACHE_MAX 64
+
+/* Read buffers are taken when a connection has bytes to process and
+ * returned when it has none, so idle connections cost no buffer. */
+static __thread uint8_t *rbuf_cache[RBUF_CACHE_MAX];
+static __thread unsigned rbuf_ncache;
+
+static size_t rbuf_size(const struct conn *c)
+{
+	size_t need = (size_t)c->w->srv->conf->max_header_size + 1;
+	return need > RBUF_SIZE ? need : RBUF_SIZE;
+}
+
+static int rbuf_take(struct conn *c)
+{
+	if (c->rbuf.data)
+		return 0;
+	size_t sz = rbuf_size(c);
+	if (sz == RBUF_SIZE && rbuf_ncache) {
+		c->rbuf.data = rbuf_cache[--rbuf_ncache];
+	} else {
+		c->rbuf.data = malloc(sz);
+		if (!c->rbuf.data)
+			return -1;
+	}
+	c->rbuf.cap = sz;
+	c->rbuf.len = 0;
+	return 0;
+}
+
+static void rbuf_give_back(struct conn *c)
+{
+	if (!c->rbuf.data)
+		return;
+	if (c->rbuf.cap == RBUF_SIZE && rbuf_ncache < RBUF_CACHE_MAX)
+		rbuf_cache[rbuf_ncache++] = c->rbuf.data;
+	else
+		free(c->rbuf.data);
+	c->rbuf.data = NULL;
+	c->rbuf.len = c->rbuf.cap = 0;
+}
+
+static const struct conf *cf(const struct conn *c) { return c->w->srv->conf; }
+
+static void set_state(struct conn *c, enum conn_state s)
+{
+	c->state = s;
+	c->state_since_ms = c->w->now_ms;
+}
+
+struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	c->fd = fd;
+	c->w = w;
+	c->id = ((uint64_t)(w->index + 1) << 48) | ++w->next_conn_seq;
+	c->created_ms = c->last_rx_ms = w->now_ms;
+	set_state(c, CONN_HTTP);
+	net_addr_format(peer, c->peer, sizeof c->peer);
+	int one = 1;
+	/* Small frames must not wait for Nagle: latency is the product. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	ws_reader_init(&c->rd, cf(c)->max_payload, 0, true);
+	return c;
+}
+
+void conn_free(struct conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	rbuf_give_back(c);
+	ws_reader_free(&c->rd);
+	outq_free(&c->out);
+	free(c);
+}
+
+void conn_terminate(struct conn *c, const char *why)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	if (why)
+		log_msg(LOG_DEBUG, c->id, "connection dropped: %s", why);
+	set_state(c, CONN_DEAD);
+	worker_mark_dead(c->w, c);
+}
+
+/* --- output --- */
+
+static int queue_frame(struct conn *c, bool fin, uint8_t opcode, const uint8_t *data, size_t len)
+{
+	uint8_t *dst = outq_reserve(&c->out, WS_MAX_HEADER + len);
+	if (!dst)
+		return -1;
+	size_t hl = ws_frame_encode_header(dst, fin, 0, opcode, len, NULL);
+	if (len)
+		memcpy(dst + hl, data, len);
+	outq_commit(&c->out, hl + len);
+	worker_mark_dirty(c->w, c);
+	return 0;
+}
+
+int conn_send_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_t len)
+{
+	if (c->state != CONN_OPEN)
+		return -1;
+	size_t frag = (size_t)cf(c)->fragment_size;
+	if (!frag || len <= frag)
+		return queue_frame(c, true, opcode, data, len);
+	uint8_t op = opcode;
+	while (len > frag) {
+		if (queue_frame(c, false, op, data, frag) < 0)
+			return -1;
+		data += frag;
+		len -= frag;
+		op = WS_OP_CONT;
+	}
+	return queue_frame(c, true, op, data, len);
+}
+
+static void queue_close_frame(struct conn *c, uint16_t code, const char *reason)
+{
+	uint8_t pl[WS_MAX_CONTROL];
+	size_t n = 0;
+	if (code) {
+		pl[0] = (uint8_t)(code >> 8);
+		pl[1] = (uint8_t)code;
+		n = 2;
+		size_t rl = reason ? strlen(reason) : 0;
+		if (rl > WS_MAX_CONTROL - 2)
+			rl = WS_MAX_CONTROL - 2;
+		/* Our reasons are ASCII, so truncation cannot split a character. */
+		memcpy(pl + 2, reason, rl);
+		n += rl;
+	}
+	if (queue_frame(c, true, WS_OP_CLOSE, pl, n) < 0)
+		conn_terminate(c, "out of memory queueing a close frame");
+	c->close_sent = true;
+}
+
+void conn_close(struct conn *c, uint16_t code, const char *reason)
+{
+	if (c->state != CONN_OPEN)
+		return;
+	queue_close_frame(c, code, reason);
+	set_state(c, CONN_CLOSING);
+}
+
+/* Queues an HTTP answer and closes after it has been written. */
+static void http_answer(struct conn *c, int status, const char *extra, const char *body)
+{
+	char resp[1024];
+	size_t n = http_response_simple(resp, sizeof resp, status, extra, body);
+	if (n == 0 || outq_append(&c->out, resp, n) < 0) {
+		conn_terminate(c, "cannot queue HTTP answer");
+		return;
+	}
+	worker_mark_dirty(c->w, c);
+	set_state(c, CONN_LINGER);
+}
+
+static void http_reject(struct conn *c, int status, const char *reason, const struct http_request *req)
+{
+	atomic_fetch_add_explicit(&c->w->srv->stats.handshakes_rejected, 1, memory_order_relaxed);
+	if (req && req->target.n)
+		log_msg(LOG_INFO, c->id, "handshake rejected from %s: %d %s (%.*s %.*s)", c->peer,
+			status, reason, (int)req->method.n, req->method.p,
+			(int)(req->target.n > 200 ? 200 : req->target.n), req->target.p);
+	else
+		log_msg(LOG_INFO, c->id, "handshake rejected from %s: %d %s", c->peer, status, reason);
+	const char *extra = NULL;
+	if (status == 426)
+		extra = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
+	else if (status == 405)
+		extra = "Allow: GET\r\n";
+	http_answer(c, status, extra, reason);
+}
+
+/* --- input: HTTP --- */
+
+/* Returns the number of bytes of rbuf consumed by the request head. */
+static size_t handle_http(struct conn *c)
+{
+	struct http_request req;
+	struct http_error herr;
+	struct http_limits lim = { (size_t)cf(c)->max_header_size, (size_t)cf(c)->max_headers };
+	ssize_t n = http_parse_request((const char *)c->rbuf.data, c->rbuf.len, &lim, &req, &herr);
+	if (n == 0)
+		return 0;
+	if (n < 0) {
+		http_reject(c, herr.status, herr.reason, NULL);
+		return c->rbuf.len;
+	}
+
+	const struct conf_route *r = conf_route_for_path(cf(c), req.path.p, req.path.n);
+	if (!r) {
+		if (http_str_eq(req.path, "/healthz") &&
+		    (http_str_eq(req.method, "GET") || http_str_eq(req.method, "HEAD"))) {
+			http_answer(c, 200, NULL, "ok");
+			return (size_t)n;
+		}
+		http_reject(c, 404, "No WebSocket route at this path", &req);
+		return (size_t)n;
+	}
+	if (!ws_handshake_is_upgrade(&req) && http_str_eq(req.method, "GET")) {
+		http_reject(c, 426, "This path serves WebSocket only: send an Upgrade request", &req);
+		return (size_t)n;
+	}
+	struct ws_handshake_result hs;
+	if (!ws_handshake_check(&req, (const char *const *)r->subprotocols, r->nsubprotocols,
+				r->require_subprotocol, &hs)) {
+		http_reject(c, hs.status, hs.reason, &req);
+		return (size_t)n;
+	}
+	char resp[512];
+	size_t rl = http_response_upgrade(resp, sizeof resp, hs.accept, hs.subprotocol);
+	if (rl == 0 || outq_append(&c->out, resp, rl) < 0) {
+		conn_terminate(c, "cannot queue 101 answer");
+		return c->rbuf.len;
+	}
+	worker_mark_dirty(c->w, c);
+	c->route = r;
+	c->subprotocol = hs.subprotocol;
+	set_state(c, CONN_OPEN);
+	log_msg(LOG_DEBUG, c->id, "open %s route=%s subprotocol=%s", c->peer, r->name,
+		hs.subprotocol ? hs.subprotocol : "-");
+	return (size_t)n;
+}
+
+/* --- input: WebSocket --- */
+
+static int on_message(void *ud, uint8_t opcode, bool compressed, uint8_t *data, size_t len)
+{
+	struct conn *c = ud;
+	(void)compressed; /* RSV1 is never allowed before permessage-deflate exists */
+	if (c->state != CONN_OPEN)
+		return WS_READER_CONTINUE; /* closing: data is discarded (§7.1.1) */
+	atomic_fetch_add_explicit(&c->w->srv->stats.messages_in, 1, memory_order_relaxed);
+	/* Built-in echo: the route's handler until the plugin host lands. */
+	if (conn_send_message(c, opcode, data, len) < 0) {
+		log_msg(LOG_ERROR, c->id, "out of memory queueing a %zu-byte message", len);
+		conn_close(c, WS_CLOSE_INTERNAL, "Out of memory");
+		return WS_READER_STOP;
+	}
+	atomic_fetch_add_explicit(&c->w->srv->stats.messages_out, 1, memory_order_relaxed);
+	/* Backpressure: stop taking input while the peer is not reading. */
+	if (c->out.bytes > cf(c)->send_queue_limit)
+		return WS_READER_STOP;
+	return WS_READER_CONTINUE;
+}
+
+static int on_control(void *ud, uint8_t opcode, uint8_t *data, size_t len)
+{
+	struct conn *c = ud;
+	switch (opcode) {
+	case WS_OP_PING:
+		if (c->state == CONN_OPEN && queue_frame(c, true, WS_OP_PONG, data, len) < 0) {
+			conn_close(c, WS_CLOSE_INTERNAL, "Out of memory");
+			return WS_READER_STOP;
+		}
+		return c->out.bytes > cf(c)->send_queue_limit ? WS_READER_STOP : WS_READER_CONTINUE;
+	case WS_OP_PONG:
+		return WS_READER_CONTINUE; /* last_rx_ms already updated */
+	case WS_OP_CLOSE:
+	default:
+		if (c->state == CONN_OPEN) {
+			/* §5.5.1: answer with a close frame echoing the status code. */
+			uint16_t code = len >= 2 ? (uint16_t)(data[0] << 8 | data[1]) : 0;
+			log_msg(LOG_DEBUG, c->id, "peer closed with %u", code ? code : 1005);
+			queue_close_frame(c, code, NULL);
+		}
+		/* Both close frames exchanged: the server closes TCP first
+		 * (§7.1.1) once the queue is written. */
+		set_state(c, CONN_LINGER);
+		return WS_READER_STOP;
+	}
+}
+
+static const struct ws_reader_ops reader_ops = { on_message, on_control };
+
+/* Feeds rbuf to the HTTP parser or frame reader until it is used up, the
+ * connection stops reading (backpressure, closing) or an error occurs. */
+static void process_input(struct conn *c)
+{
+	size_t off = 0;
+	if (c->state == CONN_HTTP) {
+		off = handle_http(c);
+		if (c->state != CONN_OPEN)
+			goto out;
+	}
+	if (c->state == CONN_OPEN || c->state == CONN_CLOSING) {
+		struct ws_err err;
+		ssize_t n = ws_reader_feed(&c->rd, c->rbuf.data + off, c->rbuf.len - off,
+					   &reader_ops, c, &err);
+		if (n < 0) {
+			atomic_fetch_add_explicit(&c->w->srv->stats.protocol_errors, 1, memory_order_relaxed);
+			log_msg(LOG_INFO, c->id, "closing %s with %u: %s", c->peer, err.code, err.reason);
+			/* §7.1.7 Fail the WebSocket Connection: send our close (unless
+			 * one is out already), process nothing more, close TCP. */
+			if (c->state == CONN_OPEN)
+				queue_close_frame(c, err.code, err.reason);
+			set_state(c, CONN_LINGER);
+			goto out;
+		}
+		off += (size_t)n;
+		/* A reader stopped by backpressure resumes from conn_flush. */
+		if (c->state == CONN_OPEN && !c->read_paused && c->out.bytes > cf(c)->send_queue_limit) {
+			c->read_paused = true;
+			worker_update_events(c->w, c);
+		}
+	}
+out:
+	if (c->state == CONN_LINGER || c->state == CONN_DRAIN)
+		off = c->rbuf.len; /* nothing more will be processed */
+	buf_consume(&c->rbuf, off);
+	if (c->rbuf.len == 0)
+		rbuf_give_back(c);
+}
+
+void conn_on_readable(struct conn *c)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	if (c->state == CONN_DRAIN || c->state == CONN_LINGER) {
+		/* Discard until EOF so the peer sees our FIN, not a reset. */
+		uint8_t sink[4096];
+		ssize_t r = recv(c->fd, sink, sizeof sink, 0);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+			conn_terminate(c, r == 0 ? "closed" : strerror(errno));
+		return;
+	}
+	if (c->read_paused)
+		return;
+	if (rbuf_take(c) < 0) {
+		conn_terminate(c, "out of memory for a read buffer");
+		return;
+	}
+	size_t room = c->rbuf.cap - c->rbuf.len;
+	if (room == 0) {
+		/* Only possible in CONN_HTTP: the head outgrew max_header_size. */
+		process_input(c);
+		return;
+	}
+	ssize_t r = recv(c->fd, c->rbuf.data + c->rbuf.len, room, 0);
+	if (r < 0) {
+		if (errno == EAGAIN || errno == EINTR) {
+			if (c->rbuf.len == 0)
+				rbuf_give_back(c);
+			return;
+		}
+		log_msg(LOG_DEBUG, c->id, "read error from %s: %s", c->peer, strerror(errno));
+		conn_terminate(c, strerror(errno));
+		return;
+	}
+	if (r == 0) {
+		/* EOF without a close handshake: abnormal closure (1006) — or a
+		 * half-close; either way nothing more will arrive. */
+		if (c->state == CONN_OPEN && ws_reader_mid_message(&c->rd))
+			log_msg(LOG_DEBUG, c->id, "peer %s vanished mid-message", c->peer);
+		conn_terminate(c, "peer closed the connection");
+		return;
+	}
+	c->rbuf.len += (size_t)r;
+	c->last_rx_ms = c->w->now_ms;
+	c->ping_outstanding = false;
+	process_input(c);
+}
+
+void conn_on_writable(struct conn *c)
+{
+	if (c->state != CONN_DEAD)
+		conn_flush(c);
+}
+
+static void resume_reading(struct conn *c)
+{
+	c->read_paused = false;
+	worker_update_events(c->w, c);
+	/* Bytes already read but not yet processed come first. */
+	if (c->rbuf.len)
+		process_input(c);
+}
+
+void conn_flush(struct conn *c)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	while (c->out.bytes) {
+		struct iovec iov[64];
+		int n = outq_iov(&c->out, iov, 64);
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		/* MSG_NOSIGNAL: a peer that went away must not kill us (SIGPIPE). */
+		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				break;
+			}
+			conn_terminate(c, strerror(errno));
+			return;
+		}
+		outq_consume(&c->out, (size_t)w);
+		if (n == 64 && c->out.bytes)
+			continue; /* more segments than one iovec batch */
+		break;        /* short write: the socket buffer is full */
+	}
+	bool pending = c->out.bytes > 0;
+	if (pending != c->want_write) {
+		c->want_write = pending;
+		worker_update_events(c->w, c);
+	}
+	uint64_t limit = cf(c)->send_queue_limit;
+	if (!c->read_paused && c->out.bytes > limit && c->state == CONN_OPEN) {
+		c->read_paused = true;
+		worker_update_events(c->w, c);
+	} else if (c->read_paused && c->out.bytes <= limit / 2) {
+		resume_reading(c);
+	}
+	if (!pending && c->state == CONN_LINGER) {
+		/* Everything written: send FIN and wait for the peer's EOF. */
+		shutdown(c->fd, SHUT_WR);
+		set_state(c, CONN_DRAIN);
+		c->read_paused = false;
+		worker_update_events(c->w, c);
+	}
+}
+
+void conn_check_timers(struct conn *c, uint64_t now)
+{
+	const struct conf *k = cf(c);
+	uint64_t age = now - c->state_since_ms;
+	switch (c->state) {
+	case CONN_HTTP:
+		if (now - c->created_ms >= k->handshake_timeout_ms) {
+			log_msg(LOG_INFO, c->id, "handshake timeout: %s sent no complete request within %llu ms",
+				c->peer, (unsigned long long)k->handshake_timeout_ms);
+			atomic_fetch_add_explicit(&c->w->srv->stats.handshakes_rejected, 1, memory_order_relaxed);
+			http_answer(c, 408, NULL, "Request timeout");
+		}
+		break;
+	case CONN_OPEN:
+		if (c->ping_outstanding) {
+			if (now - c->ping_sent_ms >= k->pong_timeout_ms) {
+				atomic_fetch_add_explicit(&c->w->srv->stats.ping_timeouts, 1, memory_order_relaxed);
+				log_msg(LOG_INFO, c->id, "no pong or data from %s within %llu ms: dropping",
+					c->peer, (unsigned long long)k->pong_timeout_ms);
+				conn_terminate(c, "pong timeout");
+			}
+		} else if (k->ping_interval_ms && now - c->last_rx_ms >= k->ping_interval_ms) {
+			/* Only idle connections are pinged: any traffic proves life. */
+			if (queue_frame(c, true, WS_OP_PING, NULL, 0) == 0) {
+				c->ping_outstanding = true;
+				c->ping_sent_ms = now;
+			}
+		}
+		break;
+	case CONN_CLOSING:
+	case CONN_LINGER:
+	case CONN_DRAIN:
+		if (age >= k->close_timeout_ms)
+			conn_terminate(c, "close timeout");
+		break;
+	case CONN_DEAD:
+		break;
+	}
+}

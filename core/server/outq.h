@@ -1,0 +1,68 @@
+/* outq — a connection's queue of bytes waiting to be written.
+ *
+ * Stage "write queue" of the message path. Bytes live in reference-counted
+ * blobs so that one encoded frame can sit in many connections' queues at
+ * once (broadcast encodes once); a connection's own frames are appended to
+ * the tail blob it alone holds. A flush gathers the queue into an iovec
+ * array for a single writev(2). Small blobs are recycled through a
+ * per-thread cache, so the steady-state echo path does not allocate.
+ *
+ * Thread: an outq belongs to its connection's worker thread; blobs may be
+ * shared across threads (their counts are atomic).
+ */
+#ifndef MBGW_OUTQ_H
+#define MBGW_OUTQ_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct blob {
+	atomic_uint refs;
+	size_t cap;
+	size_t len;
+	uint8_t data[];
+};
+
+/* Returns a new blob with room for at least cap bytes and one reference,
+ * or NULL when memory runs out. */
+struct blob *blob_new(size_t cap);
+void blob_ref(struct blob *b);
+/* Drops one reference; frees (or caches) the blob at zero. */
+void blob_unref(struct blob *b);
+
+struct oseg {
+	struct blob *b;
+	size_t off;
+	size_t len;
+};
+
+struct outq {
+	struct oseg *segs;   /* ring */
+	uint32_t head;
+	uint32_t count;
+	uint32_t cap;
+	size_t bytes;        /* total queued */
+};
+
+/* Returns a pointer where n bytes can be written contiguously at the end
+ * of the queue, or NULL when memory runs out; call outq_commit with the
+ * number actually written. */
+uint8_t *outq_reserve(struct outq *q, size_t n);
+void outq_commit(struct outq *q, size_t n);
+/* Copies n bytes to the end of the queue. Returns 0 or -1 (ENOMEM). */
+int outq_append(struct outq *q, const void *p, size_t n);
+/* Queues a reference to b[off..off+len) (takes a new reference). */
+int outq_append_shared(struct outq *q, struct blob *b, size_t off, size_t len);
+/* Fills at most max iovecs from the head. Returns how many. */
+int outq_iov(const struct outq *q, struct iovec *iov, int max);
+/* Drops n written bytes from the head. */
+void outq_consume(struct outq *q, size_t n);
+/* Drops everything and frees the ring. */
+void outq_free(struct outq *q);
+
+/* Releases this thread's cache of spare blobs (at thread exit). */
+void outq_thread_cleanup(void);
+
+#endif

@@ -1,0 +1,219 @@
+/* ws_reader — see ws_reader.h. */
+#include "ws/ws_reader.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Assembly buffers larger than this are released after each message so an
+ * idle connection does not keep a large allocation alive. */
+#define MSG_KEEP_CAP (64 * 1024)
+
+void ws_reader_init(struct ws_reader *r, uint64_t max_payload, uint8_t rsv_allowed, bool require_mask)
+{
+	memset(r, 0, sizeof *r);
+	r->max_payload = max_payload;
+	r->rsv_allowed = rsv_allowed;
+	r->require_mask = require_mask;
+	ws_utf8_init(&r->utf8);
+}
+
+void ws_reader_free(struct ws_reader *r)
+{
+	buf_free(&r->msg);
+}
+
+static ssize_t fail(struct ws_err *err, uint16_t code, const char *reason)
+{
+	err->code = code;
+	snprintf(err->reason, sizeof err->reason, "%s", reason);
+	return -1;
+}
+
+bool ws_close_payload_valid(const uint8_t *p, size_t n, struct ws_err *err)
+{
+	if (n == 0)
+		return true;
+	if (n == 1) {
+		fail(err, WS_CLOSE_PROTOCOL, "Close frame with a 1-byte payload");
+		return false;
+	}
+	uint16_t code = (uint16_t)(p[0] << 8 | p[1]);
+	if (!ws_close_code_valid(code)) {
+		err->code = WS_CLOSE_PROTOCOL;
+		snprintf(err->reason, sizeof err->reason, "Invalid close code %u", code);
+		return false;
+	}
+	if (!ws_utf8_valid(p + 2, n - 2)) {
+		fail(err, WS_CLOSE_INVALID_DATA, "Close reason is not valid UTF-8");
+		return false;
+	}
+	return true;
+}
+
+static void message_done(struct ws_reader *r)
+{
+	r->msg_opcode = 0;
+	r->msg_compressed = false;
+	r->msg.len = 0;
+	if (r->msg.cap > MSG_KEEP_CAP)
+		buf_free(&r->msg);
+	ws_utf8_init(&r->utf8);
+}
+
+/* Checks the frame-sequence rules (§5.4) for a data frame header and
+ * starts a message if this is a first frame. */
+static ssize_t begin_data_frame(struct ws_reader *r, const struct ws_frame_hdr *h, struct ws_err *err)
+{
+	if (h->opcode == WS_OP_CONT) {
+		if (!r->msg_opcode)
+			return fail(err, WS_CLOSE_PROTOCOL, "Continuation frame without a message in progress");
+		if (h->rsv & WS_RSV1)
+			return fail(err, WS_CLOSE_PROTOCOL, "RSV1 set on a continuation frame");
+	} else {
+		if (r->msg_opcode)
+			return fail(err, WS_CLOSE_PROTOCOL, "New data frame while a fragmented message is in progress");
+		r->msg_opcode = h->opcode;
+		r->msg_compressed = h->rsv & WS_RSV1;
+		ws_utf8_init(&r->utf8);
+	}
+	uint64_t total = (uint64_t)r->msg.len + h->len;
+	if (total > r->max_payload) {
+		err->code = WS_CLOSE_TOO_BIG;
+		snprintf(err->reason, sizeof err->reason,
+			 "Frame size of %llu exceeds maximum of %llu",
+			 (unsigned long long)total, (unsigned long long)r->max_payload);
+		return -1;
+	}
+	return 0;
+}
+
+/* Validates UTF-8 of one unmasked piece of a text message. */
+static inline bool text_piece_ok(struct ws_reader *r, const uint8_t *p, size_t n)
+{
+	if (r->msg_opcode != WS_OP_TEXT || r->msg_compressed)
+		return true;
+	return ws_utf8_feed(&r->utf8, p, n);
+}
+
+static inline bool text_end_ok(struct ws_reader *r)
+{
+	if (r->msg_opcode != WS_OP_TEXT || r->msg_compressed)
+		return true;
+	return ws_utf8_complete(&r->utf8);
+}
+
+static int deliver_control(struct ws_reader *r, uint8_t opcode, uint8_t *p, size_t n,
+			   const struct ws_reader_ops *ops, void *ud, struct ws_err *err)
+{
+	(void)r;
+	if (opcode == WS_OP_CLOSE && !ws_close_payload_valid(p, n, err))
+		return -1;
+	return ops->on_control(ud, opcode, p, n);
+}
+
+ssize_t ws_reader_feed(struct ws_reader *r, uint8_t *p, size_t n,
+		       const struct ws_reader_ops *ops, void *ud, struct ws_err *err)
+{
+	size_t off = 0;
+	while (off < n) {
+		if (!r->in_payload) {
+			struct ws_frame_hdr *h = &r->hdr;
+			int hl = ws_frame_decode_header(p + off, n - off, r->rsv_allowed,
+							r->require_mask, h, err);
+			if (hl < 0)
+				return -1;
+			if (hl == 0)
+				break;
+			bool control = ws_opcode_is_control(h->opcode);
+			if (!control && begin_data_frame(r, h, err) < 0)
+				return -1;
+			size_t avail = n - off - (size_t)hl;
+
+			/* Fast path: the whole frame is here. */
+			if (h->len <= avail) {
+				uint8_t *pl = p + off + hl;
+				size_t len = (size_t)h->len;
+				ws_mask(pl, len, h->mask, 0);
+				off += (size_t)hl + len;
+				int rc;
+				if (control) {
+					rc = deliver_control(r, h->opcode, pl, len, ops, ud, err);
+				} else if (h->fin && r->msg.len == 0 && h->opcode != WS_OP_CONT) {
+					/* Single-frame message: deliver in place. */
+					if (!text_piece_ok(r, pl, len) || !text_end_ok(r))
+						return fail(err, WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
+					uint8_t op = r->msg_opcode;
+					bool comp = r->msg_compressed;
+					r->msg_opcode = 0;
+					r->msg_compressed = false;
+					rc = ops->on_message(ud, op, comp, pl, len);
+				} else {
+					if (!text_piece_ok(r, pl, len))
+						return fail(err, WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
+					if (buf_append(&r->msg, pl, len) < 0)
+						return fail(err, WS_CLOSE_INTERNAL, "Out of memory assembling a message");
+					if (!h->fin) {
+						rc = WS_READER_CONTINUE;
+					} else {
+						if (!text_end_ok(r))
+							return fail(err, WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
+						uint8_t op = r->msg_opcode;
+						bool comp = r->msg_compressed;
+						rc = ops->on_message(ud, op, comp, r->msg.data, r->msg.len);
+						message_done(r);
+					}
+				}
+				if (rc < 0)
+					return -1;
+				if (rc == WS_READER_STOP)
+					return (ssize_t)off;
+				continue;
+			}
+			/* Partial frame: take the header and stream the payload. */
+			off += (size_t)hl;
+			r->in_payload = true;
+			r->remaining = h->len;
+			r->mask_off = 0;
+			r->ctl_len = 0;
+			if (!control && buf_reserve(&r->msg, (size_t)h->len) < 0)
+				return fail(err, WS_CLOSE_INTERNAL, "Out of memory assembling a message");
+		}
+
+		/* Streaming a frame's payload. */
+		struct ws_frame_hdr *h = &r->hdr;
+		size_t take = n - off;
+		if (take > r->remaining)
+			take = (size_t)r->remaining;
+		uint8_t *pl = p + off;
+		r->mask_off = ws_mask(pl, take, h->mask, r->mask_off);
+		off += take;
+		r->remaining -= take;
+		if (ws_opcode_is_control(h->opcode)) {
+			memcpy(r->ctl + r->ctl_len, pl, take);
+			r->ctl_len += take;
+		} else {
+			if (!text_piece_ok(r, pl, take))
+				return fail(err, WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
+			if (buf_append(&r->msg, pl, take) < 0)
+				return fail(err, WS_CLOSE_INTERNAL, "Out of memory assembling a message");
+		}
+		if (r->remaining)
+			continue; /* take == everything we had */
+		r->in_payload = false;
+		int rc = WS_READER_CONTINUE;
+		if (ws_opcode_is_control(h->opcode)) {
+			rc = deliver_control(r, h->opcode, r->ctl, r->ctl_len, ops, ud, err);
+		} else if (h->fin) {
+			if (!text_end_ok(r))
+				return fail(err, WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
+			rc = ops->on_message(ud, r->msg_opcode, r->msg_compressed, r->msg.data, r->msg.len);
+			message_done(r);
+		}
+		if (rc < 0)
+			return -1;
+		if (rc == WS_READER_STOP)
+			return (ssize_t)off;
+	}
+	return (ssize_t)off;
+}
