@@ -78,6 +78,10 @@ static void set_state(struct conn *c, enum conn_state s)
 {
 	c->state = s;
 	c->state_since_ms = c->w->now_ms;
+	/* LINGER acts in conn_flush (shut down once the queue is written),
+	 * so make sure a flush happens even if nothing new was queued. */
+	if (s == CONN_LINGER)
+		worker_mark_dirty(c->w, c);
 }
 
 struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer)
