@@ -185,11 +185,16 @@ void conn_close(struct conn *c, uint16_t code, const char *reason)
 	set_state(c, CONN_CLOSING);
 }
 
-/* Queues an HTTP answer and closes after it has been written. */
-static void http_answer(struct conn *c, int status, const char *extra, const char *body)
+/* Queues an HTTP answer and closes after it has been written. An answer
+ * to HEAD keeps its headers (Content-Length included) but carries no body
+ * (RFC 9110 §9.3.2). */
+static void http_answer(struct conn *c, int status, const char *extra, const char *body, bool head)
 {
 	char resp[1024];
 	size_t n = http_response_simple(resp, sizeof resp, status, extra, body);
+	const char *end = n && head ? memmem(resp, n, "\r\n\r\n", 4) : NULL;
+	if (end)
+		n = (size_t)(end - resp) + 4;
 	if (n == 0 || outq_append(&c->out, resp, n) < 0) {
 		conn_terminate(c, "cannot queue HTTP answer");
 		return;
@@ -211,8 +216,8 @@ static void http_reject(struct conn *c, int status, const char *reason, const st
 	if (status == 426)
 		extra = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
 	else if (status == 405)
-		extra = "Allow: GET\r\n";
-	http_answer(c, status, extra, reason);
+		extra = req && http_str_eq(req->path, "/healthz") ? "Allow: GET, HEAD\r\n" : "Allow: GET\r\n";
+	http_answer(c, status, extra, reason, req && http_str_eq(req->method, "HEAD"));
 }
 
 /* --- input: HTTP --- */
@@ -233,9 +238,11 @@ static size_t handle_http(struct conn *c)
 
 	const struct conf_route *r = conf_route_for_path(cf(c), req.path.p, req.path.n);
 	if (!r) {
-		if (http_str_eq(req.path, "/healthz") &&
-		    (http_str_eq(req.method, "GET") || http_str_eq(req.method, "HEAD"))) {
-			http_answer(c, 200, NULL, "ok");
+		if (http_str_eq(req.path, "/healthz")) {
+			if (http_str_eq(req.method, "GET") || http_str_eq(req.method, "HEAD"))
+				http_answer(c, 200, NULL, "ok", http_str_eq(req.method, "HEAD"));
+			else
+				http_reject(c, 405, "Only GET and HEAD are allowed here", &req);
 			return (size_t)n;
 		}
 		http_reject(c, 404, "No WebSocket route at this path", &req);
@@ -475,7 +482,7 @@ void conn_check_timers(struct conn *c, uint64_t now)
 			log_msg(LOG_INFO, c->id, "handshake timeout: %s sent no complete request within %llu ms",
 				c->peer, (unsigned long long)k->handshake_timeout_ms);
 			atomic_fetch_add_explicit(&c->w->srv->stats.handshakes_rejected, 1, memory_order_relaxed);
-			http_answer(c, 408, NULL, "Request timeout");
+			http_answer(c, 408, NULL, "Request timeout", false);
 		}
 		break;
 	case CONN_OPEN:

@@ -57,6 +57,34 @@ static bool any_header_has_token(const struct http_request *req, const char *nam
 	return false;
 }
 
+/* True if any Sec-WebSocket-Protocol header lists `proto`, compared
+ * case-sensitively: a client checks that the answer is one of the exact
+ * strings it offered (RFC 6455 §4.1, and browsers compare exactly), so
+ * matching "CHAT" to our "chat" would make us answer a protocol the client
+ * never offered. Elements are separated by commas with optional blanks. */
+static bool offers_subprotocol(const struct http_request *req, const char *proto)
+{
+	size_t pn = strlen(proto);
+	for (size_t i = 0; i < req->nheaders; i++) {
+		if (!http_str_ieq(req->headers[i].name, "Sec-WebSocket-Protocol"))
+			continue;
+		const char *p = req->headers[i].value.p, *end = p + req->headers[i].value.n;
+		while (p < end) {
+			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+				p++;
+			const char *s = p;
+			while (p < end && *p != ',')
+				p++;
+			const char *e = p;
+			while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			if ((size_t)(e - s) == pn && memcmp(s, proto, pn) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
 bool ws_handshake_is_upgrade(const struct http_request *req)
 {
 	return any_header_has_token(req, "Upgrade", "websocket");
@@ -98,9 +126,9 @@ bool ws_handshake_check(const struct http_request *req, const char *const *proto
 		return refuse(res, 400, "Sec-WebSocket-Key is not base64 of 16 bytes");
 
 	/* §4.2.2: our own order of preference decides; never answer with a
-	 * protocol the client did not offer. */
+	 * protocol the client did not offer (compared exactly, see above). */
 	for (size_t i = 0; i < nprotocols && !res->subprotocol; i++)
-		if (any_header_has_token(req, "Sec-WebSocket-Protocol", protocols[i]))
+		if (offers_subprotocol(req, protocols[i]))
 			res->subprotocol = protocols[i];
 	if (require_subprotocol && !res->subprotocol)
 		return refuse(res, 400, "No supported subprotocol offered");

@@ -33,7 +33,8 @@ struct ws_handshake_result {
 
 /* Validates an upgrade request for a route offering `protocols` (in the
  * server's order of preference). The server picks the first of its own
- * protocols that the client offers; with require_subprotocol a client that
+ * protocols that the client offers (names compared case-sensitively, as
+ * clients compare the answer); with require_subprotocol a client that
  * offers none of them is refused (400). Returns true for 101. */
 bool ws_handshake_check(const struct http_request *req, const char *const *protocols,
 			size_t nprotocols, bool require_subprotocol,

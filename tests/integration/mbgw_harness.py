@@ -7,11 +7,13 @@ after a bound) when the test ends. Every socket read has a timeout, so no
 test can hang.
 """
 import base64
+import hashlib
 import os
 import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -40,11 +42,43 @@ def free_port():
     return port
 
 
-class Server:
-    """mbgw running on a free loopback port. Use as a context manager."""
+def free_port6():
+    """A free port on [::1], or None when IPv6 loopback cannot be bound."""
+    try:
+        s = socket.socket(socket.AF_INET6)
+    except OSError:
+        return None
+    try:
+        s.bind(("::1", 0))
+        return s.getsockname()[1]
+    except OSError:
+        return None
+    finally:
+        s.close()
 
-    def __init__(self, server_extra="", routes=DEFAULT_ROUTES, workers=2, log_level="debug"):
+
+# Lines a sanitizer build prints when it finds a bug. A server log that
+# contains one fails the test that produced it (see Server.__exit__).
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
+                     "ThreadSanitizer", "runtime error:")
+
+
+class Skip(Exception):
+    """Raised by a test that cannot run here; run_tests reports it as not
+    run (never as passed)."""
+
+
+class Server:
+    """mbgw running on a free loopback port. Use as a context manager.
+
+    On exit the server is stopped with SIGTERM and the test fails if the
+    server had died during the test, did not exit with status 0, or logged
+    a sanitizer report."""
+
+    def __init__(self, server_extra="", routes=DEFAULT_ROUTES, workers=2, log_level="debug",
+                 env=None):
         self.port = free_port()
+        self.env = env
         self.dir = tempfile.TemporaryDirectory(prefix="mbgw-test-")
         self.confdir = os.path.join(self.dir.name, "conf.d")
         os.mkdir(self.confdir)
@@ -58,8 +92,12 @@ class Server:
 
     def start(self):
         self.log = open(self.logpath, "wb")
+        env = None
+        if self.env:
+            env = dict(os.environ)
+            env.update(self.env)
         self.proc = subprocess.Popen([MBGW_BIN, "-c", self.confdir],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -98,15 +136,65 @@ class Server:
             time.sleep(0.05)
         return False
 
+    def count_log(self, needle):
+        return self.logtext().count(needle)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def pid(self):
+        return self.proc.pid
+
+    def rss_kib(self):
+        """The server's resident set size in KiB (Linux /proc)."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS for pid %d" % self.proc.pid)
+
+    def sanitized(self):
+        """True when the binary runs with AddressSanitizer (its RSS is then
+        dominated by shadow memory and quarantine)."""
+        try:
+            with open("/proc/%d/maps" % self.proc.pid) as f:
+                maps = f.read()
+        except OSError:
+            return False
+        return "libasan" in maps
+
+    def problems(self, status):
+        """Why this server run is unacceptable, or []: a crash, a non-zero
+        exit status, or a sanitizer report in the log."""
+        out = []
+        log = self.logtext()
+        for m in SANITIZER_MARKERS:
+            if m in log:
+                out.append("server log contains a sanitizer report (%r)" % m)
+                break
+        if status is not None and status != 0:
+            out.append("server exited with status %s" % status)
+        return out
+
     def url(self, path="/ws"):
         return "ws://127.0.0.1:%d%s" % (self.port, path)
 
     def __enter__(self):
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
+        died_early = self.proc is not None and self.proc.poll() is not None
+        status = None
         try:
-            self.stop()
+            status = self.stop()
+            problems = self.problems(status)
+            if died_early:
+                problems.insert(0, "server died during the test")
+            if problems or exc_type is not None:
+                tail = "\n".join(self.logtext().splitlines()[-60:])
+                sys.stderr.write("---- server log (last 60 lines) ----\n%s\n----\n" % tail)
+            if problems and exc_type is None:
+                raise AssertionError("; ".join(problems))
         finally:
             self.log.close()
             self.dir.cleanup()
@@ -148,11 +236,86 @@ def close_payload(code, reason=b""):
     return struct.pack("!H", code) + reason
 
 
+def accept_key(key):
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §4.2.2)."""
+    guid = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+    return base64.b64encode(hashlib.sha1(key.encode() + guid).digest()).decode()
+
+
+class Response:
+    """A plain HTTP answer read to EOF by http_exchange."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        head, sep, self.body = raw.partition(b"\r\n\r\n")
+        if not sep:
+            raise AssertionError("no complete HTTP response head: %r" % raw[:300])
+        lines = head.decode("latin-1").split("\r\n")
+        self.status_line = lines[0]
+        parts = lines[0].split(" ", 2)
+        self.version = parts[0]
+        self.status = int(parts[1])
+        self.reason = parts[2] if len(parts) > 2 else ""
+        self.headers = []
+        for line in lines[1:]:
+            k, v = line.split(":", 1)
+            self.headers.append((k.strip(), v.strip()))
+
+    def header(self, name):
+        """The value of the only header called name (None if absent)."""
+        vals = [v for k, v in self.headers if k.lower() == name.lower()]
+        assert len(vals) <= 1, "header %s repeated: %r" % (name, vals)
+        return vals[0] if vals else None
+
+    def __repr__(self):
+        return "<Response %s %r>" % (self.status, self.raw[:200])
+
+
+def http_exchange(port, data, timeout=5, host="127.0.0.1", half_close=False):
+    """Sends raw request bytes and reads the answer until the server closes
+    the connection. Returns a Response. half_close shuts down our writing
+    side after sending (the request is then known to be complete)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect((host, port))
+        try:
+            s.sendall(data)
+            if half_close:
+                s.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may answer and close before reading it all
+        raw = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            raw += chunk
+        return Response(raw)
+    finally:
+        s.close()
+
+
+def http_get(port, path, headers=None, method="GET", version="HTTP/1.1", timeout=5):
+    """A plain request with Host (unless headers maps it to None)."""
+    h = {"Host": "127.0.0.1"}
+    h.update(headers or {})
+    lines = ["%s %s %s" % (method, path, version)]
+    lines += ["%s: %s" % (k, v) for k, v in h.items() if v is not None]
+    return http_exchange(port, ("\r\n".join(lines) + "\r\n\r\n").encode(), timeout=timeout)
+
+
 class Client:
     """A raw WebSocket client over a blocking socket with timeouts."""
 
     def __init__(self, port, path="/ws", headers=None, timeout=5, host="127.0.0.1", handshake=True):
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.timeout = timeout
         self.sock.settimeout(timeout)
         self.buf = b""
         self.status = None
@@ -198,8 +361,69 @@ class Client:
             self.response_headers[k.strip().lower()] = v.strip()
         return self.status
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def local_port(self):
+        return self.sock.getsockname()[1]
+
+    def settimeout(self, t):
+        self.timeout = t
+        self.sock.settimeout(t)
+
     def send(self, data):
         self.sock.sendall(data)
+
+    def send_chunks(self, data, size, pause=0.0):
+        """Sends data in pieces of `size` bytes (TCP_NODELAY, so each piece
+        leaves as its own segment), optionally pausing between them."""
+        for i in range(0, len(data), size):
+            self.sock.sendall(data[i:i + size])
+            if pause:
+                time.sleep(pause)
+
+    def try_recv_frame(self, timeout):
+        """Like recv_frame, but returns None if no complete frame arrives
+        within timeout (bytes already received are kept)."""
+        old = self.sock.gettimeout()
+        self.sock.settimeout(timeout)
+        try:
+            return self.recv_frame()
+        except socket.timeout:
+            return None
+        finally:
+            self.sock.settimeout(old)
+
+    def expect_close_now(self, code, timeout=None):
+        """The very next frame must be a close with this code (and a valid
+        UTF-8 reason). Returns the reason."""
+        if timeout is not None:
+            self.sock.settimeout(timeout)
+        try:
+            fin, rsv, op, payload = self.recv_frame()
+        except socket.timeout:
+            raise AssertionError("no close frame within %ss" % self.sock.gettimeout())
+        finally:
+            self.sock.settimeout(self.timeout)
+        assert op == OP_CLOSE, "expected a close frame, got opcode %d %r" % (op, payload[:60])
+        assert fin and rsv == 0, (fin, rsv)
+        assert len(payload) >= 2, "close frame without a code: %r" % payload
+        got = struct.unpack("!H", payload[:2])[0]
+        assert got == code, "expected close %s, got %s (%r)" % (code, got, payload)
+        reason = payload[2:]
+        reason.decode("utf-8")  # raises if the server sent invalid UTF-8
+        return reason
+
+    def fail_expected(self, code, timeout=None):
+        """The next frame is a close with `code`, then the server closes
+        the TCP connection (without a reset)."""
+        reason = self.expect_close_now(code, timeout)
+        self.expect_eof()
+        return reason
 
     def send_frame(self, opcode, payload=b"", **kw):
         self.sock.sendall(frame(opcode, payload, **kw))
@@ -279,19 +503,30 @@ class Client:
 
 def run_tests(tests):
     """Runs test functions, prints one line each and a closing summary
-    line 'N passed, N failed'; exits non-zero on any failure."""
-    import sys
+    line 'N passed, N failed' (plus ', N not run' when a test raised
+    Skip); exits non-zero on any failure. Arguments on the command line
+    select the tests whose names contain one of them."""
     import traceback
-    passed = failed = 0
+    wanted = sys.argv[1:]
+    if wanted:
+        tests = [t for t in tests if any(w in t.__name__ for w in wanted)]
+    passed = failed = notrun = 0
     for t in tests:
         t0 = time.monotonic()
         try:
             t()
             passed += 1
             print("PASS %s (%.2fs)" % (t.__name__, time.monotonic() - t0), flush=True)
+        except Skip as e:
+            notrun += 1
+            print("NOT RUN %s: %s" % (t.__name__, e), flush=True)
         except Exception:
             failed += 1
-            print("FAIL %s" % t.__name__, flush=True)
+            print("FAIL %s (%.2fs)" % (t.__name__, time.monotonic() - t0), flush=True)
             traceback.print_exc()
-    print("%d passed, %d failed" % (passed, failed))
+            sys.stdout.flush()
+    summary = "%d passed, %d failed" % (passed, failed)
+    if notrun:
+        summary += ", %d not run" % notrun
+    print(summary)
     sys.exit(1 if failed or not passed else 0)
