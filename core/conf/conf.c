@@ -10,10 +10,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include <cjson/cJSON.h>
+
 #include "util/util_units.h"
 
 enum key_type { K_SIZE, K_DURATION, K_UINT, K_BOOL, K_LISTEN, K_LOGLEVEL, K_WORKERS,
-		K_STRING, K_PATH, K_LIST };
+		K_STRING, K_PATH, K_LIST, K_TYPES, K_FORMAT, K_RELOAD, K_SLOW, K_JSON };
 
 struct key_def {
 	const char *name;
@@ -41,6 +43,10 @@ static const struct key_def server_keys[] = {
 	{ "fragment_size", K_SIZE, S(fragment_size), 0, 1ULL << 40, "a size such as 64KiB (0 disables)" },
 	{ "drain_timeout", K_DURATION, S(drain_timeout_ms), 0, 3600000, "a duration such as 10s" },
 	{ "log_level", K_LOGLEVEL, S(log_level), 0, 0, "error, warn, info or debug" },
+	{ "plugin_dir", K_STRING, S(plugin_dir), 0, 0, "a directory such as /usr/lib/mbgw/plugins" },
+	{ "pid_file", K_STRING, S(pid_file), 0, 0, "a file such as /run/mbgw.pid" },
+	{ "watch", K_BOOL, S(watch), 0, 0, "yes or no" },
+	{ "max_message_header", K_SIZE, S(max_message_header), 16, 65536, "a size such as 1KiB" },
 };
 
 static const struct key_def route_keys[] = {
@@ -48,13 +54,17 @@ static const struct key_def route_keys[] = {
 	{ "plugin", K_STRING, R(plugin), 0, 0, "a plugin name such as echo" },
 	{ "subprotocols", K_LIST, R(subprotocols), 0, 0, "a comma-separated list such as chat.v1, chat.v0" },
 	{ "require_subprotocol", K_BOOL, R(require_subprotocol), 0, 0, "yes or no" },
+	{ "format", K_FORMAT, R(format), 0, 0, "header+json or raw" },
+	{ "types", K_TYPES, R(types), 0, 0, "message-type patterns such as chat.send, chat.*" },
+	{ "settings", K_JSON, R(settings), 0, 0, "a JSON object such as { \"rooms\": 10 }" },
+	{ "reload", K_RELOAD, R(reload_move), 0, 0, "keep or move" },
+	{ "slow_consumer", K_SLOW, R(drop_client), 0, 0, "drop_message or drop_client" },
+	{ "drain", K_DURATION, R(drain_ms), 0, 86400000, "a duration such as 30s" },
 };
 
 #define NKEYS(a) (sizeof(a) / sizeof((a)[0]))
 _Static_assert(NKEYS(server_keys) == CONF_SERVER_KEYS, "CONF_SERVER_KEYS must match server_keys");
 
-/* Built-in handlers known to this build (plugins replace this list). */
-static const char *const builtin_plugins[] = { "echo" };
 
 struct parser {
 	struct conf *c;
@@ -98,6 +108,7 @@ void conf_defaults(struct conf *c)
 	c->fragment_size = 64 * 1024;
 	c->drain_timeout_ms = 10000;
 	c->log_level = LOG_INFO;
+	c->max_message_header = 1024;
 }
 
 static void route_free(struct conf_route *r)
@@ -105,8 +116,11 @@ static void route_free(struct conf_route *r)
 	free(r->name);
 	free(r->path);
 	free(r->plugin);
+	free(r->settings);
 	for (size_t i = 0; i < r->nsubprotocols; i++)
 		free(r->subprotocols[i]);
+	for (size_t i = 0; i < r->ntypes; i++)
+		free(r->types[i]);
 }
 
 void conf_free(struct conf *c)
@@ -116,6 +130,9 @@ void conf_free(struct conf *c)
 	free(c->routes);
 	c->routes = NULL;
 	c->nroutes = 0;
+	free(c->plugin_dir);
+	free(c->pid_file);
+	c->plugin_dir = c->pid_file = NULL;
 }
 
 size_t conf_edit_distance(const char *a, const char *b)
@@ -350,6 +367,76 @@ static void set_value(struct parser *ps, const struct key_def *k, void *base, ch
 		*dst = xstrdup(val);
 		return;
 	}
+	case K_FORMAT:
+		if (strcmp(val, "header+json") == 0 || strcmp(val, "json") == 0)
+			ps->route->format = CONF_FORMAT_JSON;
+		else if (strcmp(val, "raw") == 0)
+			ps->route->format = CONF_FORMAT_RAW;
+		else
+			err_at(ps, "%s: unknown format '%s' (expected %s)", k->name, val, k->hint);
+		return;
+	case K_RELOAD:
+		if (strcmp(val, "keep") == 0)
+			ps->route->reload_move = false;
+		else if (strcmp(val, "move") == 0)
+			ps->route->reload_move = true;
+		else
+			err_at(ps, "%s: unknown policy '%s' (expected %s)", k->name, val, k->hint);
+		return;
+	case K_SLOW:
+		if (strcmp(val, "drop_message") == 0)
+			ps->route->drop_client = false;
+		else if (strcmp(val, "drop_client") == 0)
+			ps->route->drop_client = true;
+		else
+			err_at(ps, "%s: unknown policy '%s' (expected %s)", k->name, val, k->hint);
+		return;
+	case K_JSON: {
+		cJSON *j = cJSON_Parse(val);
+		if (!j || !cJSON_IsObject(j)) {
+			const char *at = j ? NULL : cJSON_GetErrorPtr();
+			if (at && at >= val && at <= val + strlen(val))
+				err_at(ps, "%s: not a valid JSON object (error near '%.20s')", k->name, at);
+			else
+				err_at(ps, "%s: not a JSON object (expected %s)", k->name, k->hint);
+			cJSON_Delete(j);
+			return;
+		}
+		cJSON_Delete(j);
+		free(ps->route->settings);
+		ps->route->settings = xstrdup(val);
+		return;
+	}
+	case K_TYPES: {
+		struct conf_route *r = ps->route;
+		char *save = NULL;
+		for (char *tok = strtok_r(val, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			while (*tok == ' ' || *tok == '\t')
+				tok++;
+			char *e = tok + strlen(tok);
+			while (e > tok && (e[-1] == ' ' || e[-1] == '\t'))
+				*--e = 0;
+			bool ok = *tok != 0;
+			for (char *q = tok; *q; q++) {
+				unsigned char ch = (unsigned char)*q;
+				if (ch <= 0x20 || ch > 0x7e || ch == '=' || (ch == '*' && q[1] != 0))
+					ok = false;
+			}
+			size_t tl = strlen(tok);
+			if (ok && tok[tl - 1] == '*' && !(tl == 1 || tok[tl - 2] == '.'))
+				ok = false;
+			if (!ok) {
+				err_at(ps, "%s: '%s' is not a message-type pattern (exact type, 'prefix.*' or '*')", k->name, tok);
+				continue;
+			}
+			if (r->ntypes >= CONF_MAX_TYPES) {
+				err_at(ps, "%s: too many patterns (at most %d)", k->name, CONF_MAX_TYPES);
+				return;
+			}
+			r->types[r->ntypes++] = xstrdup(tok);
+		}
+		return;
+	}
 	case K_LIST: {
 		struct conf_route *r = ps->route;
 		char *save = NULL;
@@ -492,6 +579,59 @@ static void set_key(struct parser *ps, char *key, char *val)
 		err_at(ps, "unknown key '%s' in %s", key, secname);
 }
 
+/* Scans JSON text for brace depth, skipping strings. Returns the depth
+ * after p (negative never happens for well-formed input). */
+static int json_depth(const char *p, int depth, bool *in_str)
+{
+	for (; *p; p++) {
+		if (*in_str) {
+			if (*p == '\\' && p[1])
+				p++;
+			else if (*p == '"')
+				*in_str = false;
+		} else if (*p == '"') {
+			*in_str = true;
+		} else if (*p == '{' || *p == '[') {
+			depth++;
+		} else if (*p == '}' || *p == ']') {
+			depth--;
+		}
+	}
+	return depth;
+}
+
+/* Collects a JSON value that starts with `first` (the rest of the current
+ * line) and may continue on the following lines of text, until its
+ * brackets balance. Advances *pos and ps->line past the lines used.
+ * Returns a new string, or NULL if the text ends first. */
+static char *gather_json(struct parser *ps, const char *first, const char *text, size_t len, size_t *pos)
+{
+	struct buf b = { 0 };
+	bool in_str = false;
+	int depth = json_depth(first, 0, &in_str);
+	buf_append(&b, first, strlen(first));
+	while (depth > 0 && *pos < len) {
+		size_t e = *pos;
+		while (e < len && text[e] != '\n')
+			e++;
+		char *line = strndup(text + *pos, e - *pos);
+		*pos = e < len ? e + 1 : e;
+		ps->line++;
+		if (!line)
+			break;
+		depth = json_depth(line, depth, &in_str);
+		buf_append(&b, "\n", 1);
+		buf_append(&b, line, strlen(line));
+		free(line);
+	}
+	if (depth > 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	buf_append(&b, "", 1);
+	return (char *)b.data;
+}
+
 int conf_parse_text(struct conf *c, const char *file, const char *text, size_t len, struct buf *errs)
 {
 	struct parser *ps = calloc(1, sizeof *ps);
@@ -556,6 +696,25 @@ int conf_parse_text(struct conf *c, const char *file, const char *text, size_t l
 			err_at(ps, "missing key before '='");
 			continue;
 		}
+		/* A JSON value may continue over several lines until its braces
+		 * balance. */
+		if (*val == '{') {
+			int first_line = ps->line;
+			char *json = gather_json(ps, val, text, len, &pos);
+			if (!json) {
+				int cur = ps->line;
+				ps->line = first_line;
+				err_at(ps, "%s: JSON object is not closed (missing '}' before line %d)", key, cur + 1);
+				ps->line = cur;
+				continue;
+			}
+			int cur = ps->line;
+			ps->line = first_line;
+			set_key(ps, key, json);
+			ps->line = cur;
+			free(json);
+			continue;
+		}
 		/* Quoted value: everything between the quotes, '#' included. */
 		if (*val == '"') {
 			char *endq = strchr(val + 1, '"');
@@ -607,6 +766,35 @@ static void add_err(struct buf *errs, const char *fmt, ...)
 	buf_append(errs, msg, (size_t)n);
 }
 
+/* Two routes on one path overlap when a client could be matched to both:
+ * both list no subprotocol, or they share one. */
+static bool routes_overlap(const struct conf_route *a, const struct conf_route *b)
+{
+	if (a->nsubprotocols == 0 && b->nsubprotocols == 0)
+		return true;
+	for (size_t i = 0; i < a->nsubprotocols; i++)
+		for (size_t k = 0; k < b->nsubprotocols; k++)
+			if (strcmp(a->subprotocols[i], b->subprotocols[k]) == 0)
+				return true;
+	return false;
+}
+
+/* Overlapping routes may share a connection only when message types tell
+ * them apart. Returns why they conflict, or NULL. */
+static const char *routes_conflict(const struct conf_route *a, const struct conf_route *b)
+{
+	if (a->format == CONF_FORMAT_RAW || b->format == CONF_FORMAT_RAW)
+		return "and one is format = raw, which takes every message: give them different "
+		       "paths or subprotocols";
+	if (a->ntypes == 0 && b->ntypes == 0)
+		return "and both take every message type: narrow one with types = ...";
+	for (size_t i = 0; i < a->ntypes; i++)
+		for (size_t k = 0; k < b->ntypes; k++)
+			if (strcmp(a->types[i], b->types[k]) == 0)
+				return "and both claim the same message type pattern";
+	return NULL;
+}
+
 int conf_finish(struct conf *c, const char *dir, struct buf *errs)
 {
 	int nerr = 0;
@@ -630,15 +818,13 @@ int conf_finish(struct conf *c, const char *dir, struct buf *errs)
 		if (!r->plugin) {
 			add_err(errs, "%s: route '%s' has no plugin (add e.g. plugin = echo)", r->where, r->name);
 			nerr++;
-		} else {
-			bool known = false;
-			for (size_t k = 0; k < sizeof builtin_plugins / sizeof builtin_plugins[0]; k++)
-				known |= strcmp(r->plugin, builtin_plugins[k]) == 0;
-			if (!known) {
-				add_err(errs, "%s: route '%s': unknown plugin '%s' (this build provides: echo)",
-					r->where, r->name, r->plugin);
-				nerr++;
-			}
+		}
+		if (!r->settings)
+			r->settings = xstrdup("{}");
+		if (r->format == CONF_FORMAT_RAW && r->ntypes) {
+			add_err(errs, "%s: route '%s' is format = raw, so it cannot select messages by types",
+				r->where, r->name);
+			nerr++;
 		}
 		if (r->require_subprotocol && r->nsubprotocols == 0) {
 			add_err(errs, "%s: route '%s' sets require_subprotocol but lists no subprotocols",
@@ -646,9 +832,13 @@ int conf_finish(struct conf *c, const char *dir, struct buf *errs)
 			nerr++;
 		}
 		for (size_t j = 0; j < i && r->path; j++) {
-			if (c->routes[j].path && strcmp(c->routes[j].path, r->path) == 0) {
-				add_err(errs, "%s: route '%s' uses path %s, already served by route '%s' (%s)",
-					r->where, r->name, r->path, c->routes[j].name, c->routes[j].where);
+			const struct conf_route *o = &c->routes[j];
+			if (!o->path || strcmp(o->path, r->path) != 0 || !routes_overlap(o, r))
+				continue;
+			const char *why = routes_conflict(o, r);
+			if (why) {
+				add_err(errs, "%s: route '%s' and route '%s' (%s) both serve path %s %s",
+					r->where, r->name, o->name, o->where, r->path, why);
 				nerr++;
 			}
 		}

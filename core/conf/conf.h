@@ -31,7 +31,12 @@
 
 #define CONF_MAX_LISTEN 16
 #define CONF_MAX_SUBPROTOCOLS 16
-#define CONF_SERVER_KEYS 14
+#define CONF_MAX_TYPES 16
+#define CONF_SERVER_KEYS 18
+
+/* Route message formats. */
+#define CONF_FORMAT_JSON 0   /* "header+json": decoded and validated */
+#define CONF_FORMAT_RAW 1    /* "raw": handed over exactly as received */
 
 struct conf_listen {
 	struct sockaddr_storage addr;
@@ -47,6 +52,13 @@ struct conf_route {
 	char *subprotocols[CONF_MAX_SUBPROTOCOLS];
 	size_t nsubprotocols;
 	bool require_subprotocol;
+	uint32_t format;                 /* CONF_FORMAT_* */
+	char *types[CONF_MAX_TYPES];     /* message-type patterns; none = all */
+	size_t ntypes;
+	char *settings;                  /* JSON object text, "{}" if unset */
+	bool reload_move;                /* reload = move (stateless plugins) */
+	bool drop_client;                /* slow_consumer = drop_client */
+	uint64_t drain_ms;               /* close delay when the route is removed */
 	char where[300];     /* file:line of the section header */
 };
 
@@ -66,6 +78,10 @@ struct conf {
 	uint64_t fragment_size;      /* 0 = never fragment outgoing messages */
 	uint64_t drain_timeout_ms;
 	enum log_level log_level;
+	char *plugin_dir;            /* NULL: the build's default */
+	char *pid_file;              /* NULL: none */
+	bool watch;                  /* reload when conf.d or plugins change */
+	uint64_t max_message_header; /* longest header line of a message */
 
 	struct conf_route *routes;
 	size_t nroutes;
