@@ -315,6 +315,9 @@ class Client:
 
     def __init__(self, port, path="/ws", headers=None, timeout=5, host="127.0.0.1", handshake=True):
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        # Each send leaves at once, so pieces written one by one reach the
+        # server as separate segments (as far as TCP allows).
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.timeout = timeout
         self.sock.settimeout(timeout)
         self.buf = b""
@@ -429,11 +432,19 @@ class Client:
         self.sock.sendall(frame(opcode, payload, **kw))
 
     def _need(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("connection closed")
-            self.buf += chunk
+        if len(self.buf) >= n:
+            return
+        # Collect pieces and join once: large frames stay linear in cost.
+        parts, have = [self.buf], len(self.buf)
+        try:
+            while have < n:
+                chunk = self.sock.recv(max(65536, min(n - have, 1 << 20)))
+                if not chunk:
+                    raise ConnectionError("connection closed")
+                parts.append(chunk)
+                have += len(chunk)
+        finally:
+            self.buf = b"".join(parts)
 
     def recv_frame(self):
         """Returns (fin, rsv, opcode, payload). Raises on EOF/timeout."""
