@@ -64,6 +64,8 @@
 
 enum mode { M_ECHO, M_LATENCY, M_HANDSHAKE, M_IDLE, M_BROADCAST };
 static const char *const mode_names[] = { "echo", "latency", "handshake", "idle", "broadcast" };
+static const char *const state_names[] = { "free", "connecting", "TLS handshake", "upgrade", "open", "closing",
+					   "done" };
 
 enum fmt { F_RAW, F_HJ };
 enum verify { V_EXACT, V_LENGTH, V_NONE };
@@ -87,7 +89,7 @@ static struct opts {
 	const char *label;
 	const char *subprotocol;
 	char join[1024];
-	char pub_prefix[1024];
+	char pub_template[1024];
 	bool quiet;
 } o = {
 	.mode = M_ECHO,
@@ -108,7 +110,7 @@ static struct opts {
 	.connect_timeout = 0,
 	.rate = 100,
 	.label = "-",
-	.pub_prefix = "chat.send\n",
+	.pub_template = "{\"t\":\"{T}\",\"x\":\"{PAD}\"}",
 };
 
 /* ------------------------------------------------------------------ */
@@ -308,6 +310,7 @@ static struct {
 	bool restart_hs; /* handshake loops start a new cycle */
 	/* figures of the measured window */
 	uint64_t msgs, bytes, hs_done, deliveries, published, unexpected;
+	uint64_t hs_ok; /* handshakes completed over the whole run */
 	uint64_t pub_t_lo, pub_t_hi;
 	struct hist lat;
 	/* errors */
@@ -655,18 +658,34 @@ static void send_msg(struct conn *c, uint64_t now)
 	c->sent++;
 }
 
+/* A published message: the template with {T} replaced by a time stamp
+ * marker "@t=<ns since start>@" (JSON-safe, found again by subscribers
+ * whatever the route wraps around it) and {PAD} by text up to --size. */
 static void send_pub(struct conn *c, uint64_t now)
 {
-	if (c->scap < (size_t)o.size + 1200) {
-		c->scap = (size_t)o.size + 1200;
+	if (c->scap < (size_t)o.size + sizeof o.pub_template + 64) {
+		c->scap = (size_t)o.size + sizeof o.pub_template + 64;
 		c->sbuf = xrealloc(c->sbuf, c->scap);
 	}
-	int h = snprintf((char *)c->sbuf, c->scap, "%s{\"t\":%" PRIu64 ",\"p\":%u,\"s\":%" PRIu64 ",\"x\":\"",
-			 o.pub_prefix, now - g.t0, c->idx, c->sent);
-	size_t body = o.size > (unsigned)h + 2 ? o.size - (unsigned)h - 2 : 0;
-	memcpy(c->sbuf + h, g.pool + (c->sent & (POOL_SPREAD - 1)), body);
-	memcpy(c->sbuf + h + body, "\"}", 2);
-	size_t len = (size_t)h + body + 2;
+	char mark[40];
+	int ml = snprintf(mark, sizeof mark, "@t=%" PRIu64 "@", now - g.t0);
+	size_t tl = strlen(o.pub_template), len = 0;
+	size_t fixed = tl + (size_t)ml;
+	size_t pad = o.size > fixed ? o.size - fixed : 0;
+	for (size_t i = 0; i < tl;) {
+		if (strncmp(o.pub_template + i, "{T}", 3) == 0) {
+			memcpy(c->sbuf + len, mark, (size_t)ml);
+			len += (size_t)ml;
+			i += 3;
+		} else if (strncmp(o.pub_template + i, "{PAD}", 5) == 0) {
+			memcpy(c->sbuf + len, g.pool + (c->sent & (POOL_SPREAD - 1)), pad);
+			len += pad;
+			pad = 0; /* only the first {PAD} is filled */
+			i += 5;
+		} else {
+			c->sbuf[len++] = (uint8_t)o.pub_template[i++];
+		}
+	}
 	const uint8_t *pl = c->sbuf;
 	if (c->pmd)
 		pl = pmd_compress(c, pl, len, &len);
@@ -724,15 +743,15 @@ static void on_message(struct conn *c, unsigned op, const uint8_t *m, size_t len
 		return;
 	}
 	case R_SUB: {
-		/* Publishers embed "t":<ns since start>; the route may wrap the
-		 * message (e.g. add a sender), so look for the field. */
-		const uint8_t *p = memmem(m, len, "\"t\":", 4);
+		/* Publishers embed "@t=<ns since start>@"; the route may wrap
+		 * the message (add a sender, a room), so look for the marker. */
+		const uint8_t *p = memmem(m, len, "@t=", 3);
 		if (!p) {
 			g.unexpected++;
 			return;
 		}
 		uint64_t t = 0;
-		for (p += 4; p < m + len && *p >= '0' && *p <= '9'; p++)
+		for (p += 3; p < m + len && *p >= '0' && *p <= '9'; p++)
 			t = t * 10 + (uint64_t)(*p - '0');
 		if (g.pub_t_lo && t >= g.pub_t_lo && t <= g.pub_t_hi) {
 			g.deliveries++;
@@ -741,6 +760,8 @@ static void on_message(struct conn *c, unsigned op, const uint8_t *m, size_t len
 		}
 		return;
 	}
+	case R_PUB:
+		return; /* a broadcast route may send publishers their own messages */
 	default:
 		if (c->st == C_OPEN)
 			g.unexpected++;
@@ -1185,7 +1206,7 @@ static void on_readable(struct conn *c, uint64_t now)
 				conn_drop(c); /* the server closed TCP after the close handshake */
 			} else if (n == 0) {
 				conn_fail(c, c->st == C_UPGRADING ? &g.e_handshake : &g.e_closed,
-					  "server closed TCP without a close frame (state %u)", c->st);
+					  "server closed TCP without a close frame (during %s)", state_names[c->st]);
 			} else {
 				conn_fail(c, &g.e_io, "recv: %s", strerror((int)-n));
 			}
@@ -1216,6 +1237,7 @@ static void on_upgraded(struct conn *c, uint64_t now)
 		}
 		break;
 	case R_HS:
+		g.hs_ok++;
 		if (g.measuring) {
 			g.hs_done++;
 			h_add(&g.lat, now - c->t_start);
@@ -1283,7 +1305,8 @@ static void scan_timeouts(uint64_t now)
 		/* a slot restarted after NOW was taken has t_start > now */
 		if ((c->st == C_CONNECTING || c->st == C_TLS || c->st == C_UPGRADING) && now > c->t_start &&
 		    now - c->t_start > hs_to) {
-			conn_fail(c, &g.e_timeout, "no upgrade within %.0f s (state %u)", o.connect_timeout, c->st);
+			conn_fail(c, &g.e_timeout, "no upgrade within %.0f s (stuck in %s)", o.connect_timeout,
+				  state_names[c->st]);
 		} else if (c->st == C_CLOSING && now > c->t_close && now - c->t_close > CLOSE_WAIT_NS) {
 			g.slow_close++;
 			conn_drop(c);
@@ -1329,6 +1352,11 @@ static void run_until(uint64_t deadline)
 			tmo = 1;
 		loop_once(tmo);
 		now = mono_ns();
+		if (o.mode == M_HANDSHAKE && g.restart_hs && errors_total() > 1000 && g.hs_ok == 0) {
+			fprintf(stderr, "mbgw-bench: over 1000 failures and no handshake completed: giving up\n");
+			g.restart_hs = false;
+			return;
+		}
 		if (o.mode == M_HANDSHAKE && g.restart_hs) {
 			for (unsigned i = 0; i < g.nconn; i++)
 				if (g.c[i].st == C_DONE)
@@ -1450,7 +1478,8 @@ static void usage(FILE *f)
 		"  --tls-resume            resume TLS sessions in handshake mode\n"
 		"  --subprotocol NAME      send Sec-WebSocket-Protocol\n"
 		"  --pub-path PATH         publishers connect here (default: the URL's path)\n"
-		"  --pub-prefix STR        text before the JSON of a published message (default 'chat.send\\n')\n"
+		"  --pub-template STR      a published message; {T} becomes a time stamp marker, {PAD} filler\n"
+		"                          up to --size (default '{\"t\":\"{T}\",\"x\":\"{PAD}\"}'; \\n allowed)\n"
 		"  --join STR              message each subscriber sends once open (\\n allowed)\n"
 		"  --quiet                 only the RESULT line\n"
 		"The last line of output is 'RESULT key=value ...' for scripts.\n");
@@ -1609,8 +1638,8 @@ static void parse_args(int argc, char **argv)
 			o.subprotocol = TAKE();
 		} else if (IS("--pub-path")) {
 			snprintf(o.pub_path, sizeof o.pub_path, "%s", TAKE());
-		} else if (IS("--pub-prefix")) {
-			unescape(o.pub_prefix, sizeof o.pub_prefix, TAKE());
+		} else if (IS("--pub-template")) {
+			unescape(o.pub_template, sizeof o.pub_template, TAKE());
 		} else if (IS("--join")) {
 			unescape(o.join, sizeof o.join, TAKE());
 		} else if (IS("--quiet")) {
