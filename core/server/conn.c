@@ -111,6 +111,9 @@ void conn_free(struct conn *c)
 	rbuf_give_back(c);
 	ws_reader_free(&c->rd);
 	outq_free(&c->out);
+	free(c->head);
+	free(c->path);
+	free(c->query);
 	free(c);
 }
 
@@ -159,7 +162,7 @@ int conn_send_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_
 
 static void queue_close_frame(struct conn *c, uint16_t code, const char *reason)
 {
-	uint8_t pl[WS_MAX_CONTROL];
+	uint8_t pl[WS_MAX_CONTROL] = { 0 };
 	size_t n = 0;
 	if (code) {
 		pl[0] = (uint8_t)(code >> 8);
@@ -175,6 +178,12 @@ static void queue_close_frame(struct conn *c, uint16_t code, const char *reason)
 	if (queue_frame(c, true, WS_OP_CLOSE, pl, n) < 0)
 		conn_terminate(c, "out of memory queueing a close frame");
 	c->close_sent = true;
+	if (!c->close_code && code) {
+		/* The first close (ours or the peer's) is what plugins are told. */
+		c->close_code = code;
+		c->close_reason_len = (uint8_t)(n - 2);
+		memcpy(c->close_reason, pl + 2, n - 2);
+	}
 }
 
 void conn_close(struct conn *c, uint16_t code, const char *reason)
@@ -236,8 +245,7 @@ static size_t handle_http(struct conn *c)
 		return c->rbuf.len;
 	}
 
-	const struct conf_route *r = conf_route_for_path(cf(c), req.path.p, req.path.n);
-	if (!r) {
+	if (!dispatch_path_exists(req.path.p, req.path.n)) {
 		if (http_str_eq(req.path, "/healthz")) {
 			if (http_str_eq(req.method, "GET") || http_str_eq(req.method, "HEAD"))
 				http_answer(c, 200, NULL, "ok", http_str_eq(req.method, "HEAD"));
@@ -253,23 +261,34 @@ static size_t handle_http(struct conn *c)
 		return (size_t)n;
 	}
 	struct ws_handshake_result hs;
-	if (!ws_handshake_check(&req, (const char *const *)r->subprotocols, r->nsubprotocols,
-				r->require_subprotocol, &hs)) {
+	if (!ws_handshake_check(&req, NULL, 0, false, &hs)) {
 		http_reject(c, hs.status, hs.reason, &req);
 		return (size_t)n;
 	}
+	const char *subprotocol = NULL, *reason = NULL;
+	int status = dispatch_upgrade(c, &req, &subprotocol, &reason);
+	if (status != 101) {
+		http_reject(c, status, reason, &req);
+		return (size_t)n;
+	}
+	/* Keep the request head for plugins' "header:<Name>" attributes. */
+	c->head = malloc((size_t)n);
+	if (c->head) {
+		memcpy(c->head, c->rbuf.data, (size_t)n);
+		c->head_len = (size_t)n;
+	}
 	char resp[512];
-	size_t rl = http_response_upgrade(resp, sizeof resp, hs.accept, hs.subprotocol);
+	size_t rl = http_response_upgrade(resp, sizeof resp, hs.accept, subprotocol);
 	if (rl == 0 || outq_append(&c->out, resp, rl) < 0) {
 		conn_terminate(c, "cannot queue 101 answer");
 		return c->rbuf.len;
 	}
 	worker_mark_dirty(c->w, c);
-	c->route = r;
-	c->subprotocol = hs.subprotocol;
+	c->subprotocol = subprotocol;
 	set_state(c, CONN_OPEN);
-	log_msg(LOG_DEBUG, c->id, "open %s route=%s subprotocol=%s", c->peer, r->name,
-		hs.subprotocol ? hs.subprotocol : "-");
+	log_msg(LOG_DEBUG, c->id, "open %s route=%s subprotocol=%s", c->peer, c->routes[0]->conf->name,
+		subprotocol ? subprotocol : "-");
+	dispatch_open(c);
 	return (size_t)n;
 }
 
@@ -282,13 +301,7 @@ static int on_message(void *ud, uint8_t opcode, bool compressed, uint8_t *data, 
 	if (c->state != CONN_OPEN)
 		return WS_READER_CONTINUE; /* closing: data is discarded (§7.1.1) */
 	atomic_fetch_add_explicit(&c->w->srv->stats.messages_in, 1, memory_order_relaxed);
-	/* Built-in echo: the route's handler until the plugin host lands. */
-	if (conn_send_message(c, opcode, data, len) < 0) {
-		log_msg(LOG_ERROR, c->id, "out of memory queueing a %zu-byte message", len);
-		conn_close(c, WS_CLOSE_INTERNAL, "Out of memory");
-		return WS_READER_STOP;
-	}
-	atomic_fetch_add_explicit(&c->w->srv->stats.messages_out, 1, memory_order_relaxed);
+	dispatch_message(c, opcode, data, len);
 	/* Backpressure: stop taking input while the peer is not reading. */
 	if (c->out.bytes > cf(c)->send_queue_limit)
 		return WS_READER_STOP;
@@ -312,6 +325,11 @@ static int on_control(void *ud, uint8_t opcode, uint8_t *data, size_t len)
 		if (c->state == CONN_OPEN) {
 			/* §5.5.1: answer with a close frame echoing the status code. */
 			uint16_t code = len >= 2 ? (uint16_t)(data[0] << 8 | data[1]) : 0;
+			if (!c->close_code) {
+				c->close_code = code ? code : WS_CLOSE_NO_STATUS;
+				c->close_reason_len = len > 2 ? (uint8_t)(len - 2) : 0;
+				memcpy(c->close_reason, data + 2, c->close_reason_len);
+			}
 			log_msg(LOG_DEBUG, c->id, "peer closed with %u", code ? code : 1005);
 			queue_close_frame(c, code, NULL);
 		}
@@ -510,4 +528,112 @@ void conn_check_timers(struct conn *c, uint64_t now)
 	case CONN_DEAD:
 		break;
 	}
+}
+
+/* --- plugin-facing sends --- */
+
+struct blob *conn_encode_frames(const struct conf *conf, uint8_t opcode, const void *data, size_t len)
+{
+	size_t frag = (size_t)conf->fragment_size;
+	size_t nframes = frag && len > frag ? (len + frag - 1) / frag : 1;
+	struct blob *b = blob_new(len + nframes * WS_MAX_HEADER);
+	if (!b)
+		return NULL;
+	const uint8_t *p = data;
+	uint8_t op = opcode;
+	do {
+		size_t take = frag && len > frag ? frag : len;
+		b->len += ws_frame_encode_header(b->data + b->len, take == len, 0, op, take, NULL);
+		if (take)
+			memcpy(b->data + b->len, p, take);
+		b->len += take;
+		p += take;
+		len -= take;
+		op = WS_OP_CONT;
+	} while (len);
+	return b;
+}
+
+/* The slow-consumer policy for a send that is not a reply to the
+ * connection's own message: over send_queue_limit, drop the message
+ * (MBGW_E_AGAIN) or the client (close 1008), as the route says. A reply
+ * from the connection's own callback is always queued: the reader pauses
+ * instead (see on_message), so request/response traffic loses nothing. */
+static int over_limit(struct conn *c)
+{
+	if (c->in_callback || c->out.bytes <= cf(c)->send_queue_limit)
+		return MBGW_OK;
+	bool drop_client = c->nroutes && c->routes[0]->conf->drop_client;
+	if (drop_client) {
+		log_msg(LOG_INFO, c->id, "slow consumer %s: %zu bytes queued, closing (slow_consumer = drop_client)",
+			c->peer, c->out.bytes);
+		conn_close(c, WS_CLOSE_POLICY, "Slow consumer");
+		return MBGW_E_CLOSING;
+	}
+	return MBGW_E_AGAIN;
+}
+
+int conn_plugin_send(struct conn *c, uint8_t opcode, const uint8_t *data, size_t len)
+{
+	if (c->state != CONN_OPEN)
+		return c->state == CONN_DEAD ? MBGW_E_NOCONN : MBGW_E_CLOSING;
+	int rc = over_limit(c);
+	if (rc != MBGW_OK)
+		return rc;
+	return conn_send_message(c, opcode, data, len) < 0 ? MBGW_E_NOMEM : MBGW_OK;
+}
+
+int conn_send_shared(struct conn *c, struct blob *frame)
+{
+	if (c->state != CONN_OPEN)
+		return c->state == CONN_DEAD ? MBGW_E_NOCONN : MBGW_E_CLOSING;
+	int rc = over_limit(c);
+	if (rc != MBGW_OK)
+		return rc;
+	if (outq_append_shared(&c->out, frame, 0, frame->len) < 0)
+		return MBGW_E_NOMEM;
+	worker_mark_dirty(c->w, c);
+	return MBGW_OK;
+}
+
+static int copy_attr(const char *v, size_t n, char *out, size_t cap)
+{
+	if (n + 1 > cap)
+		return MBGW_E_RANGE;
+	memcpy(out, v, n);
+	out[n] = 0;
+	return (int)n;
+}
+
+int conn_attr(struct conn *c, const char *name, char *out, size_t cap)
+{
+	if (strcmp(name, "path") == 0)
+		return c->path ? copy_attr(c->path, strlen(c->path), out, cap) : MBGW_E_NOTFOUND;
+	if (strcmp(name, "query") == 0)
+		return c->query ? copy_attr(c->query, strlen(c->query), out, cap) : MBGW_E_NOTFOUND;
+	if (strcmp(name, "subprotocol") == 0)
+		return c->subprotocol ? copy_attr(c->subprotocol, strlen(c->subprotocol), out, cap)
+				      : MBGW_E_NOTFOUND;
+	if (strcmp(name, "remote_addr") == 0)
+		return copy_attr(c->peer, strlen(c->peer), out, cap);
+	if (strcmp(name, "route") == 0 && c->nroutes)
+		return copy_attr(c->routes[0]->conf->name, strlen(c->routes[0]->conf->name), out, cap);
+	if (strncmp(name, "header:", 7) == 0 && c->head) {
+		/* Re-parse the saved head: cheap, and keeps idle connections free
+		 * of a parsed header table. */
+		struct http_request *req = malloc(sizeof *req);
+		if (!req)
+			return MBGW_E_NOMEM;
+		struct http_error herr;
+		struct http_limits lim = { c->head_len + 1, HTTP_MAX_HEADERS_CAP };
+		int rc = MBGW_E_NOTFOUND;
+		if (http_parse_request(c->head, c->head_len, &lim, req, &herr) > 0) {
+			const struct http_header *h = http_find_header(req, name + 7);
+			if (h)
+				rc = copy_attr(h->value.p, h->value.n, out, cap);
+		}
+		free(req);
+		return rc;
+	}
+	return MBGW_E_NOTFOUND;
 }

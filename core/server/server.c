@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "net/net_listen.h"
+#include "plugin/plugin_host.h"
+#include "route/route_table.h"
 #include "util/util_log.h"
 
 #define TAG_WAKE 1u
@@ -45,6 +47,7 @@ static int worker_setup(struct server *srv, struct worker *w, unsigned index)
 	w->index = index;
 	w->srv = srv;
 	w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pthread_mutex_init(&w->q_lock, NULL);
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->epfd < 0 || w->evfd < 0) {
@@ -85,9 +88,61 @@ static void worker_teardown(struct worker *w)
 		close(w->evfd);
 	if (w->spare_fd >= 0)
 		close(w->spare_fd);
+	pthread_mutex_destroy(&w->q_lock);
 }
 
-int server_run(const struct conf *conf)
+int server_reload(const struct server_paths *paths)
+{
+	log_info("reloading configuration from %s", paths->conf_dir);
+	struct conf *conf = calloc(1, sizeof *conf);
+	if (!conf) {
+		log_error("reload failed: out of memory; the running configuration stays in force");
+		return -1;
+	}
+	struct buf errs = { 0 };
+	int nerr = conf_load_dir(paths->conf_dir, conf, &errs);
+	struct route_table *t = NULL;
+	if (nerr == 0) {
+		struct route_table *cur = route_table_acquire();
+		t = route_table_build(conf, paths->conf_dir, paths->plugin_dir, cur, &errs);
+		route_table_unref(cur);
+	} else {
+		conf_free(conf);
+		free(conf);
+	}
+	if (!t) {
+		/* Log each problem as its own line, then the verdict. */
+		char *line = (char *)errs.data;
+		for (size_t i = 0; i < errs.len; i++) {
+			if (errs.data[i] == '\n') {
+				errs.data[i] = 0;
+				log_error("%s", line);
+				line = (char *)errs.data + i + 1;
+			}
+		}
+		log_error("reload failed: the running configuration stays in force");
+		buf_free(&errs);
+		return -1;
+	}
+	buf_free(&errs);
+	struct route_table *old = route_table_swap(t, server_now_ms());
+	log_info("reload done: %zu routes (generation %llu)", t->nroutes, (unsigned long long)t->generation);
+	route_table_unref(old);
+	return 0;
+}
+
+static void write_pid_file(const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		log_warn("cannot write pid file %s: %s", path, strerror(errno));
+		return;
+	}
+	fprintf(f, "%ld\n", (long)getpid());
+	fclose(f);
+}
+
+int server_run(const struct conf *conf, const struct server_paths *paths)
 {
 	struct server *srv = calloc(1, sizeof *srv);
 	if (!srv) {
@@ -124,9 +179,9 @@ int server_run(const struct conf *conf)
 	}
 	for (size_t i = 0; i < conf->nlisten; i++)
 		log_info("listening on %s", conf->listen[i].text);
-	for (size_t i = 0; i < conf->nroutes; i++)
-		log_info("route %s: path %s, plugin %s", conf->routes[i].name,
-			 conf->routes[i].path, conf->routes[i].plugin);
+	plugin_host_set_server(srv);
+	if (conf->pid_file)
+		write_pid_file(conf->pid_file);
 	log_info("mbgw %s started: %u workers, max_payload %llu bytes", MBGW_VERSION,
 		 srv->nworkers, (unsigned long long)conf->max_payload);
 
@@ -142,11 +197,15 @@ int server_run(const struct conf *conf)
 
 	bool stopping = status != 0;
 	while (!stopping) {
-		int sig;
-		if (sigwait(&set, &sig) != 0)
+		/* Wake up regularly to shut down plugin instances that their last
+		 * connection has left (init and shutdown run on this thread). */
+		struct timespec tick = { 0, 100 * 1000 * 1000 };
+		int sig = sigtimedwait(&set, NULL, &tick);
+		plugin_host_reap_retired();
+		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_info("SIGHUP received: nothing to reload in this build (configuration reload comes with the plugin host)");
+			server_reload(paths);
 			continue;
 		}
 		log_info("%s received: closing %llu connections (drain timeout %llu ms)",
@@ -165,8 +224,11 @@ int server_run(const struct conf *conf)
 	signal(SIGTERM, SIG_DFL);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(srv->workers[i].thread, NULL);
+	plugin_host_set_server(NULL);
 	log_info("stopped: %llu connections served",
 		 (unsigned long long)atomic_load(&srv->stats.connections_accepted));
+	if (conf->pid_file)
+		unlink(conf->pid_file);
 
 out_teardown:
 	for (unsigned i = 0; i < srv->nworkers; i++)

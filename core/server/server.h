@@ -16,6 +16,8 @@
 #include <stdint.h>
 
 #include "conf/conf.h"
+#include "http/http_parser.h"
+#include "route/route_table.h"
 #include "server/outq.h"
 #include "util/util_buf.h"
 #include "ws/ws_reader.h"
@@ -30,6 +32,28 @@ enum conn_state {
 };
 
 struct worker;
+struct group;
+
+/* A request posted to a worker by another thread (plugin host functions
+ * called off the connection's worker). */
+enum wcmd_kind {
+	WCMD_SEND = 1,     /* frame to conn */
+	WCMD_CLOSE,        /* close conn with code, text = reason */
+	WCMD_JOIN,         /* conn joins group text */
+	WCMD_LEAVE,        /* conn leaves group text */
+	WCMD_PUBLISH,      /* frame to local members of group text, except conn */
+	WCMD_BROADCAST,    /* frame to local connections of instance inst */
+};
+
+struct wcmd {
+	struct wcmd *next;
+	uint32_t kind;
+	uint32_t code;
+	uint64_t conn;
+	struct blob *frame;            /* one reference, dropped after use */
+	struct mbgw_instance *inst;    /* compared, never dereferenced */
+	char text[256];
+};
 
 struct conn {
 	uint64_t id;
@@ -55,8 +79,24 @@ struct conn {
 	struct ws_reader rd;
 	struct outq out;
 
-	const struct conf_route *route;
-	const char *subprotocol;        /* borrowed from the route */
+	struct conn *hnext;             /* worker's id map chain */
+	struct route_table *rt;         /* table accepted with (a reference) */
+	struct route *routes[ROUTE_MAX_PER_CONN];
+	size_t nroutes;
+	void *udata[ROUTE_MAX_PER_CONN];
+	bool opened;                    /* open callbacks ran: close ones are due */
+	bool in_callback;               /* a plugin callback for it is running */
+	uint16_t close_code;            /* sent or received; 0 = none (1006) */
+	uint8_t close_reason_len;
+	char close_reason[123];
+	struct group **groups;          /* groups joined (on this worker) */
+	size_t ngroups, groups_cap;
+	char *head;                     /* copy of the upgrade request head */
+	size_t head_len;
+	char *path;                     /* NUL-terminated copies for attrs */
+	char *query;
+
+	const char *subprotocol;        /* borrowed from the route table */
 	char peer[64];
 };
 
@@ -79,6 +119,17 @@ struct worker {
 	uint64_t next_sweep_ms;
 	bool stopping;
 	uint64_t stop_deadline_ms;
+
+	/* connections by id (sequence part), for host functions */
+	struct conn **idmap;
+	size_t idmap_cap;               /* power of two */
+	/* requests from other threads */
+	pthread_mutex_t q_lock;
+	struct wcmd *q_head, *q_tail;
+	/* groups with members on this worker */
+	struct group **gbuckets;
+	size_t gbuckets_cap;
+	size_t ngroups;
 };
 
 struct server_stats {
@@ -92,7 +143,7 @@ struct server_stats {
 };
 
 struct server {
-	const struct conf *conf;
+	const struct conf *conf;        /* start-up configuration (listeners, limits) */
 	struct worker *workers;
 	unsigned nworkers;
 	atomic_bool stop;
@@ -120,6 +171,39 @@ void conn_terminate(struct conn *c, const char *why);
 void conn_free(struct conn *c);
 /* Queues a message (fragmented per fragment_size). Returns 0 or -1. */
 int conn_send_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_t len);
+/* Plugin send to a connection on its own worker, applying the slow
+ * consumer policy (except for replies to the connection whose callback is
+ * running). Returns an MBGW_* code. */
+int conn_plugin_send(struct conn *c, uint8_t opcode, const uint8_t *data, size_t len);
+/* Queues a shared, already encoded frame, with the same policy. */
+int conn_send_shared(struct conn *c, struct blob *frame);
+/* Encodes a message as frames into a new blob (one reference). */
+struct blob *conn_encode_frames(const struct conf *conf, uint8_t opcode, const void *data, size_t len);
+/* Connection attribute for plugins (see mbgw_host.conn_attr). */
+int conn_attr(struct conn *c, const char *name, char *out, size_t cap);
+
+/* --- dispatch.c: routes and plugin callbacks for one connection --- */
+
+/* True if some route of the current table serves this path. */
+bool dispatch_path_exists(const char *path, size_t len);
+/* Chooses the routes for an upgrade request and runs verify callbacks.
+ * Returns 101 (and fills *subprotocol) or an HTTP status with *reason. */
+int dispatch_upgrade(struct conn *c, const struct http_request *req, const char **subprotocol,
+		     const char **reason);
+/* Runs open callbacks (after the 101 answer is queued). */
+void dispatch_open(struct conn *c);
+/* Handles one complete data message. */
+void dispatch_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_t len);
+/* Runs close callbacks (once), leaves groups, drops the route table. */
+void dispatch_close(struct conn *c);
+
+/* --- group.c: group membership of this worker's connections --- */
+
+int group_join(struct worker *w, struct conn *c, const char *name);
+int group_leave(struct worker *w, struct conn *c, const char *name);
+void group_leave_all(struct worker *w, struct conn *c);
+void group_publish_local(struct worker *w, const char *name, struct blob *frame, uint64_t except);
+void group_map_free(struct worker *w);
 
 /* --- worker.c: the event loop --- */
 
@@ -130,12 +214,32 @@ void worker_update_events(struct worker *w, struct conn *c);
 void *worker_main(void *arg);
 /* Wakes a worker's loop from another thread. */
 void worker_wake(struct worker *w);
+/* The worker whose loop runs on this thread, or NULL. */
+struct worker *worker_current(void);
+/* This worker's connection with this id, or NULL (own thread only). */
+struct conn *worker_find_conn(struct worker *w, uint64_t id);
+/* Queues a command for w (takes ownership) and wakes it. Any thread. */
+void worker_post(struct worker *w, struct wcmd *cmd);
+/* Sends a shared frame to this worker's connections of an instance. */
+void worker_broadcast_local(struct worker *w, struct mbgw_instance *inst, struct blob *frame);
 
 /* --- server.c: process-wide start and stop --- */
 
-/* Creates listeners and workers and runs until SIGINT/SIGTERM; returns the
- * process exit status. */
-int server_run(const struct conf *conf);
+/* Where the server finds its configuration again on reload. */
+struct server_paths {
+	const char *conf_dir;
+	const char *plugin_dir;     /* default when the configuration sets none */
+};
+
+/* Creates listeners and workers and runs until SIGINT/SIGTERM, reloading
+ * routes and plugins on SIGHUP; returns the process exit status. The
+ * current route table must already be installed (route_table_swap). */
+int server_run(const struct conf *conf, const struct server_paths *paths);
+
+/* Reads the configuration again and swaps in a new route table; on any
+ * error the old one stays in force and the errors are logged. Main
+ * thread. Returns 0 on success. */
+int server_reload(const struct server_paths *paths);
 
 uint64_t server_now_ms(void);
 

@@ -3,10 +3,12 @@
  * loop_run() phases, in order, each iteration:
  *   1. wait     epoll_wait, bounded by the next timer sweep
  *   2. dispatch accept on listeners; read/write on connections
- *   3. flush    one writev per connection that queued output this round
- *   4. timers   every SWEEP_MS: handshake, heartbeat and close timeouts
- *   5. stop     on shutdown: stop accepting, close everyone with 1001
- *   6. reap     free connections marked dead during this iteration
+ *   3. queue    commands posted by other threads (plugin sends, groups)
+ *   4. flush    one writev per connection that queued output this round
+ *   5. timers   every SWEEP_MS: handshake, heartbeat and close timeouts;
+ *               on worker 0 also the plugins' timers
+ *   6. stop     on shutdown: stop accepting, close everyone with 1001
+ *   7. reap     close callbacks, then free connections marked dead
  * Connections are only ever freed in phase 6, so no handler runs on a
  * connection that has been freed under it.
  */
@@ -20,6 +22,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "plugin/plugin_host.h"
 #include "util/util_log.h"
 
 /* Timer checks walk the worker's connections this often. A sweep costs a
@@ -34,6 +37,142 @@
 #define TAG_WAKE 1u
 #define TAG_LISTEN_BASE 16u
 #define TAG_MAX 4096u
+
+static __thread struct worker *tls_worker;
+
+struct worker *worker_current(void)
+{
+	return tls_worker;
+}
+
+static size_t id_slot(const struct worker *w, uint64_t id)
+{
+	uint64_t seq = id & 0xffffffffffffULL;
+	return (size_t)((seq * 0x9E3779B97F4A7C15ULL) >> 20) & (w->idmap_cap - 1);
+}
+
+static int idmap_grow(struct worker *w)
+{
+	size_t ncap = w->idmap_cap ? w->idmap_cap * 2 : 1024;
+	struct conn **n = calloc(ncap, sizeof *n);
+	if (!n)
+		return -1;
+	struct conn **old = w->idmap;
+	size_t ocap = w->idmap_cap;
+	w->idmap = n;
+	w->idmap_cap = ncap;
+	for (size_t i = 0; i < ocap; i++) {
+		for (struct conn *c = old[i]; c;) {
+			struct conn *next = c->hnext;
+			size_t b = id_slot(w, c->id);
+			c->hnext = n[b];
+			n[b] = c;
+			c = next;
+		}
+	}
+	free(old);
+	return 0;
+}
+
+static int idmap_add(struct worker *w, struct conn *c)
+{
+	if (w->nconns >= w->idmap_cap && idmap_grow(w) < 0)
+		return -1;
+	size_t b = id_slot(w, c->id);
+	c->hnext = w->idmap[b];
+	w->idmap[b] = c;
+	return 0;
+}
+
+static void idmap_remove(struct worker *w, struct conn *c)
+{
+	for (struct conn **pp = &w->idmap[id_slot(w, c->id)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == c) {
+			*pp = c->hnext;
+			return;
+		}
+	}
+}
+
+struct conn *worker_find_conn(struct worker *w, uint64_t id)
+{
+	if (!w->idmap_cap)
+		return NULL;
+	for (struct conn *c = w->idmap[id_slot(w, id)]; c; c = c->hnext)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+void worker_post(struct worker *w, struct wcmd *cmd)
+{
+	cmd->next = NULL;
+	pthread_mutex_lock(&w->q_lock);
+	bool was_empty = !w->q_head;
+	if (w->q_tail)
+		w->q_tail->next = cmd;
+	else
+		w->q_head = cmd;
+	w->q_tail = cmd;
+	pthread_mutex_unlock(&w->q_lock);
+	/* One wake-up per batch: the loop drains the whole queue. */
+	if (was_empty)
+		worker_wake(w);
+}
+
+void worker_broadcast_local(struct worker *w, struct mbgw_instance *inst, struct blob *frame)
+{
+	for (struct conn *c = w->conns; c; c = c->next) {
+		if (c->state != CONN_OPEN)
+			continue;
+		for (size_t i = 0; i < c->nroutes; i++) {
+			if (c->routes[i]->inst == inst) {
+				conn_send_shared(c, frame);
+				break;
+			}
+		}
+	}
+}
+
+static void run_queue(struct worker *w)
+{
+	pthread_mutex_lock(&w->q_lock);
+	struct wcmd *list = w->q_head;
+	w->q_head = w->q_tail = NULL;
+	pthread_mutex_unlock(&w->q_lock);
+	while (list) {
+		struct wcmd *cmd = list;
+		list = cmd->next;
+		struct conn *c = NULL;
+		switch (cmd->kind) {
+		case WCMD_SEND:
+			if ((c = worker_find_conn(w, cmd->conn)))
+				conn_send_shared(c, cmd->frame);
+			break;
+		case WCMD_CLOSE:
+			if ((c = worker_find_conn(w, cmd->conn)))
+				conn_close(c, (uint16_t)cmd->code, cmd->text);
+			break;
+		case WCMD_JOIN:
+			if ((c = worker_find_conn(w, cmd->conn)))
+				group_join(w, c, cmd->text);
+			break;
+		case WCMD_LEAVE:
+			if ((c = worker_find_conn(w, cmd->conn)))
+				group_leave(w, c, cmd->text);
+			break;
+		case WCMD_PUBLISH:
+			group_publish_local(w, cmd->text, cmd->frame, cmd->conn);
+			break;
+		case WCMD_BROADCAST:
+			worker_broadcast_local(w, cmd->inst, cmd->frame);
+			break;
+		}
+		if (cmd->frame)
+			blob_unref(cmd->frame);
+		free(cmd);
+	}
+}
 
 void worker_mark_dirty(struct worker *w, struct conn *c)
 {
@@ -137,6 +276,11 @@ static void on_accept(struct worker *w, int lfd)
 			continue;
 		}
 		c->epoll_events = EPOLLIN;
+		if (idmap_add(w, c) < 0) {
+			log_msg(LOG_ERROR, c->id, "out of memory accepting a connection");
+			conn_free(c);
+			continue;
+		}
 		registry_add(w, c);
 		atomic_fetch_add_explicit(&w->srv->stats.connections_accepted, 1, memory_order_relaxed);
 	}
@@ -164,8 +308,27 @@ static void reap(struct worker *w)
 		struct conn *c = w->dead;
 		w->dead = c->next_dead;
 		epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		/* Close callbacks run here, outside any callback of the
+		 * connection; host functions see it as gone (state DEAD). */
+		dispatch_close(c);
+		idmap_remove(w, c);
 		registry_remove(w, c);
 		conn_free(c);
+	}
+}
+
+/* A route removed by a reload closes its connections once its drain time
+ * has passed. */
+static void check_removed_routes(struct conn *c, uint64_t now)
+{
+	if (c->state != CONN_OPEN)
+		return;
+	for (size_t i = 0; i < c->nroutes; i++) {
+		uint64_t d = atomic_load_explicit(&c->routes[i]->removed_deadline_ms, memory_order_relaxed);
+		if (d && now >= d) {
+			conn_close(c, WS_CLOSE_GOING_AWAY, "Route removed");
+			return;
+		}
 	}
 }
 
@@ -190,12 +353,16 @@ void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct epoll_event evs[MAX_EVENTS];
+	tls_worker = w;
 	w->now_ms = server_now_ms();
+	int64_t next_timer = -1;
 	w->next_sweep_ms = w->now_ms + SWEEP_MS;
 
 	for (;;) {
 		/* 1. wait */
 		int timeout = (int)(w->next_sweep_ms > w->now_ms ? w->next_sweep_ms - w->now_ms : 0);
+		if (next_timer >= 0 && next_timer < timeout)
+			timeout = (int)next_timer;
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_msg(LOG_ERROR, 0, "worker %u: epoll_wait: %s", w->index, strerror(errno));
@@ -228,18 +395,27 @@ void *worker_main(void *arg)
 				conn_on_readable(c);
 		}
 
-		/* 3. flush */
+		/* 3. queue */
+		run_queue(w);
+
+		/* 4. flush */
 		flush_dirty(w);
 
-		/* 4. timers */
-		if (w->now_ms >= w->next_sweep_ms) {
-			for (struct conn *c = w->conns; c; c = c->next)
-				conn_check_timers(c, w->now_ms);
-			w->next_sweep_ms = w->now_ms + SWEEP_MS;
-			flush_dirty(w);
+		/* 5. timers */
+		if (w->index == 0) {
+			next_timer = plugin_host_run_timers(w->now_ms);
+			run_queue(w);
 		}
+		if (w->now_ms >= w->next_sweep_ms) {
+			for (struct conn *c = w->conns; c; c = c->next) {
+				conn_check_timers(c, w->now_ms);
+				check_removed_routes(c, w->now_ms);
+			}
+			w->next_sweep_ms = w->now_ms + SWEEP_MS;
+		}
+		flush_dirty(w);
 
-		/* 5. stop */
+		/* 6. stop */
 		if (!w->stopping && atomic_load(&w->srv->stop))
 			begin_stop(w), flush_dirty(w);
 		if (w->stopping && w->now_ms >= w->stop_deadline_ms) {
@@ -247,7 +423,7 @@ void *worker_main(void *arg)
 				conn_terminate(c, "drain timeout");
 		}
 
-		/* 6. reap */
+		/* 7. reap */
 		reap(w);
 		if (w->stopping && w->nconns == 0)
 			break;
@@ -256,10 +432,17 @@ void *worker_main(void *arg)
 		log_msg(LOG_WARN, 0, "worker %u: %zu connections dropped at exit", w->index, w->nconns);
 	for (struct conn *c = w->conns; c;) {
 		struct conn *next = c->next;
+		dispatch_close(c);
 		conn_free(c);
 		c = next;
 	}
 	w->conns = NULL;
+	run_queue(w); /* frees what is left */
+	group_map_free(w);
+	free(w->idmap);
+	w->idmap = NULL;
+	w->idmap_cap = 0;
+	tls_worker = NULL;
 	outq_thread_cleanup();
 	return NULL;
 }

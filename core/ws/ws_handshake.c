@@ -137,3 +137,8 @@ bool ws_handshake_check(const struct http_request *req, const char *const *proto
 	res->status = 101;
 	return true;
 }
+
+bool ws_handshake_offers(const struct http_request *req, const char *proto)
+{
+	return offers_subprotocol(req, proto);
+}

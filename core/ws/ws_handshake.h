@@ -40,6 +40,10 @@ bool ws_handshake_check(const struct http_request *req, const char *const *proto
 			size_t nprotocols, bool require_subprotocol,
 			struct ws_handshake_result *res);
 
+/* True if the client offers subprotocol `proto` (exact comparison, over
+ * every Sec-WebSocket-Protocol header). */
+bool ws_handshake_offers(const struct http_request *req, const char *proto);
+
 /* True if the request asks for a WebSocket upgrade at all (an Upgrade
  * header naming websocket), used to tell 426 from a plain GET. */
 bool ws_handshake_is_upgrade(const struct http_request *req);

@@ -51,6 +51,15 @@ bool ws_close_payload_valid(const uint8_t *p, size_t n, struct ws_err *err)
 	return true;
 }
 
+/* The assembled message. Never NULL, even when nothing was ever buffered
+ * (a message of empty fragments): callbacks may hand the pointer to
+ * memcpy and friends, for which NULL is undefined even with length 0. */
+static uint8_t *msg_data(struct ws_reader *r)
+{
+	static uint8_t empty[1];
+	return r->msg.data ? r->msg.data : empty;
+}
+
 static void message_done(struct ws_reader *r)
 {
 	r->msg_opcode = 0;
@@ -160,7 +169,7 @@ ssize_t ws_reader_feed(struct ws_reader *r, uint8_t *p, size_t n,
 							return fail(err, WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
 						uint8_t op = r->msg_opcode;
 						bool comp = r->msg_compressed;
-						rc = ops->on_message(ud, op, comp, r->msg.data, r->msg.len);
+						rc = ops->on_message(ud, op, comp, msg_data(r), r->msg.len);
 						message_done(r);
 					}
 				}
@@ -176,7 +185,11 @@ ssize_t ws_reader_feed(struct ws_reader *r, uint8_t *p, size_t n,
 			r->remaining = h->len;
 			r->mask_off = 0;
 			r->ctl_len = 0;
-			if (!control && buf_reserve(&r->msg, (size_t)h->len) < 0)
+			/* Reserve for the declared length only up to a bound: a peer
+			 * that announces max_payload and sends nothing must not make
+			 * us allocate it; buf_append grows as bytes really arrive. */
+			if (!control && buf_reserve(&r->msg, h->len < MSG_KEEP_CAP ? (size_t)h->len
+										    : MSG_KEEP_CAP) < 0)
 				return fail(err, WS_CLOSE_INTERNAL, "Out of memory assembling a message");
 		}
 
@@ -207,7 +220,7 @@ ssize_t ws_reader_feed(struct ws_reader *r, uint8_t *p, size_t n,
 		} else if (h->fin) {
 			if (!text_end_ok(r))
 				return fail(err, WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
-			rc = ops->on_message(ud, r->msg_opcode, r->msg_compressed, r->msg.data, r->msg.len);
+			rc = ops->on_message(ud, r->msg_opcode, r->msg_compressed, msg_data(r), r->msg.len);
 			message_done(r);
 		}
 		if (rc < 0)

@@ -31,6 +31,7 @@ DEFAULT_ROUTES = """
 [route echo]
 path = /ws
 plugin = echo
+format = raw
 """
 
 
@@ -183,13 +184,11 @@ class Server:
         return self.start()
 
     def __exit__(self, exc_type, exc, tb):
-        died_early = self.proc is not None and self.proc.poll() is not None
         status = None
         try:
+            # A crash during the test shows as a signal status here.
             status = self.stop()
             problems = self.problems(status)
-            if died_early:
-                problems.insert(0, "server died during the test")
             if problems or exc_type is not None:
                 tail = "\n".join(self.logtext().splitlines()[-60:])
                 sys.stderr.write("---- server log (last 60 lines) ----\n%s\n----\n" % tail)
@@ -219,13 +218,13 @@ def frame(opcode, payload=b"", fin=True, rsv=0, mask=True, mask_key=None, length
     if not mask:
         return head + payload
     key = mask_key if mask_key is not None else os.urandom(4)
-    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload)) if len(payload) < 4096 \
-        else _mask_fast(payload, key)
-    return head + key + masked
+    return head + key + _mask_fast(payload, key)
 
 
 def _mask_fast(payload, key):
     n = len(payload)
+    if n == 0:
+        return b""
     k = int.from_bytes((key * ((n + 3) // 4))[:n], "big")
     return (int.from_bytes(payload, "big") ^ k).to_bytes(n, "big")
 
@@ -472,13 +471,15 @@ class Client:
         fin, rsv, op, data = self.recv_frame()
         if op >= 8:
             return op, data
-        msg_op = op
+        assert op != OP_CONT, "message starts with a continuation frame"
+        msg_op, parts = op, [data]
         while not fin:
             fin, rsv, op, more = self.recv_frame()
             if op >= 8:
                 raise AssertionError("control frame inside fragmented message")
-            data += more
-        return msg_op, data
+            assert op == OP_CONT, "opcode %d inside a fragmented message" % op
+            parts.append(more)
+        return msg_op, b"".join(parts)
 
     def expect_close(self, code=None):
         """Reads until a close frame; returns its code (1005 if none) and
@@ -491,17 +492,21 @@ class Client:
                     assert got == code, "expected close %s, got %s (%r)" % (code, got, payload)
                 return got, payload[2:]
 
-    def expect_eof(self, timeout=5):
+    def expect_eof(self, timeout=5, keep_open=False):
         """Asserts the server closes the TCP connection (after any close
-        frames) within timeout."""
+        frames) within timeout. Our socket is closed then, unless
+        keep_open (to see what the server does with a peer that stays)."""
         self.sock.settimeout(timeout)
         while True:
             try:
                 chunk = self.sock.recv(65536)
             except ConnectionResetError:
                 raise AssertionError("server reset the connection instead of closing it")
+            except socket.timeout:
+                raise AssertionError("server did not close the connection within %ss" % timeout)
             if not chunk:
-                self.close()
+                if not keep_open:
+                    self.close()
                 return True
             self.buf += chunk
 

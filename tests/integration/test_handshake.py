@@ -380,11 +380,13 @@ SUBPROTO_ROUTES = """
 [route echo]
 path = /ws
 plugin = echo
+format = raw
 subprotocols = chat.v2, chat.v1
 
 [route strict]
 path = /strict
 plugin = echo
+format = raw
 subprotocols = chat.v2, chat.v1
 require_subprotocol = yes
 """

@@ -36,8 +36,8 @@ async function startServer() {
   writeFileSync(join(conf, '00-server.conf'),
     `[server]\nlisten = 127.0.0.1:${port}\nworkers = 2\nlog_level = debug\n`);
   writeFileSync(join(conf, '10-routes.conf'),
-    '[route echo]\npath = /ws\nplugin = echo\n\n' +
-    '[route proto]\npath = /proto\nplugin = echo\nsubprotocols = chat.v2, chat.v1\n');
+    '[route echo]\npath = /ws\nplugin = echo\nformat = raw\n\n' +
+    '[route proto]\npath = /proto\nplugin = echo\nformat = raw\nsubprotocols = chat.v2, chat.v1\n');
   const logPath = join(dir, 'mbgw.log');
   const proc = spawn(BIN, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';

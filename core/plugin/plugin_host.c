@@ -1,0 +1,633 @@
+/* plugin_host — see plugin_host.h. */
+#include "plugin/plugin_host.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg/msg_decode.h"
+#include "route/route_table.h"
+#include "server/server.h"
+#include "util/util_log.h"
+#include "ws/ws_utf8.h"
+
+static struct server *_Atomic g_srv;
+
+void plugin_host_set_server(struct server *srv)
+{
+	atomic_store(&g_srv, srv);
+}
+
+/* The connection and route whose callback is running on this thread. */
+static __thread uint64_t tls_conn;
+static __thread unsigned tls_route;
+
+void plugin_host_enter(uint64_t conn_id, unsigned route_index)
+{
+	tls_conn = conn_id;
+	tls_route = route_index;
+}
+
+void plugin_host_leave(void)
+{
+	tls_conn = 0;
+	tls_route = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Errors and logging */
+
+static const char *h_strerror(int err)
+{
+	switch (err) {
+	case MBGW_OK: return "success";
+	case MBGW_E_INVAL: return "invalid argument";
+	case MBGW_E_NOCONN: return "no such connection";
+	case MBGW_E_CLOSING: return "connection is closing";
+	case MBGW_E_AGAIN: return "send queue full (backpressure)";
+	case MBGW_E_NOMEM: return "out of memory";
+	case MBGW_E_TOOBIG: return "too large";
+	case MBGW_E_NOTFOUND: return "not found";
+	case MBGW_E_RANGE: return "buffer too small";
+	case MBGW_E_THREAD: return "not on the connection's worker thread";
+	default: return "unknown error";
+	}
+}
+
+static void h_log(struct mbgw_instance *inst, int level, mbgw_conn_id conn, const char *fmt, ...)
+{
+	if (level < MBGW_LOG_ERROR)
+		level = MBGW_LOG_ERROR;
+	if (level > MBGW_LOG_DEBUG)
+		level = MBGW_LOG_DEBUG;
+	if (!log_enabled((enum log_level)level))
+		return;
+	char msg[1500];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	log_msg((enum log_level)level, conn, "[%s] %s", inst ? inst->route_name : "plugin", msg);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connection operations */
+
+static struct worker *worker_of(struct server *srv, uint64_t id)
+{
+	unsigned wi = (unsigned)(id >> 48);
+	if (!srv || wi == 0 || wi > srv->nworkers)
+		return NULL;
+	return &srv->workers[wi - 1];
+}
+
+static bool valid_opcode(uint32_t op)
+{
+	return op == MBGW_TEXT || op == MBGW_BINARY;
+}
+
+static int post(struct worker *w, struct wcmd *cmd)
+{
+	worker_post(w, cmd);
+	return MBGW_OK;
+}
+
+static int h_send(mbgw_conn_id id, uint32_t opcode, const void *data, size_t len)
+{
+	if (!valid_opcode(opcode) || (len && !data))
+		return MBGW_E_INVAL;
+	if (opcode == MBGW_TEXT && !ws_utf8_valid(data, len))
+		return MBGW_E_INVAL;
+	struct server *srv = atomic_load(&g_srv);
+	struct worker *w = worker_of(srv, id);
+	if (!w)
+		return MBGW_E_NOCONN;
+	if (worker_current() == w) {
+		struct conn *c = worker_find_conn(w, id);
+		if (!c)
+			return MBGW_E_NOCONN;
+		return conn_plugin_send(c, (uint8_t)opcode, data, len);
+	}
+	struct blob *frame = conn_encode_frames(srv->conf, (uint8_t)opcode, data, len);
+	if (!frame)
+		return MBGW_E_NOMEM;
+	struct wcmd *cmd = calloc(1, sizeof *cmd);
+	if (!cmd) {
+		blob_unref(frame);
+		return MBGW_E_NOMEM;
+	}
+	cmd->kind = WCMD_SEND;
+	cmd->conn = id;
+	cmd->frame = frame;
+	return post(w, cmd);
+}
+
+static int h_send_msg(mbgw_conn_id id, const char *header, const char *json)
+{
+	if (!header)
+		return MBGW_E_INVAL;
+	size_t hl = strlen(header);
+	if (!msg_header_valid(header, hl))
+		return MBGW_E_INVAL;
+	size_t jl = json ? strlen(json) : 0;
+	char stackbuf[4096];
+	char *b = hl + 1 + jl <= sizeof stackbuf ? stackbuf : malloc(hl + 1 + jl);
+	if (!b)
+		return MBGW_E_NOMEM;
+	memcpy(b, header, hl);
+	b[hl] = '\n';
+	if (jl)
+		memcpy(b + hl + 1, json, jl);
+	int rc = h_send(id, MBGW_TEXT, b, hl + 1 + jl);
+	if (b != stackbuf)
+		free(b);
+	return rc;
+}
+
+static int h_reply_error(mbgw_conn_id id, const struct mbgw_message *about, const char *code,
+			 const char *message)
+{
+	if (!code || !message)
+		return MBGW_E_INVAL;
+	char out[2048];
+	size_t n = msg_format_error(out, sizeof out, about ? about->id : NULL, about ? about->id_len : 0,
+				    code, message);
+	if (!n)
+		return MBGW_E_TOOBIG;
+	return h_send(id, MBGW_TEXT, out, n);
+}
+
+static int h_close(mbgw_conn_id id, uint32_t code, const char *reason)
+{
+	bool ok_code = code == 1000 || code == 1001 || code == 1008 || code == 1011 ||
+		       (code >= 3000 && code <= 4999);
+	size_t rl = reason ? strlen(reason) : 0;
+	if (!ok_code || rl > 123 || (reason && !ws_utf8_valid((const uint8_t *)reason, rl)))
+		return MBGW_E_INVAL;
+	struct server *srv = atomic_load(&g_srv);
+	struct worker *w = worker_of(srv, id);
+	if (!w)
+		return MBGW_E_NOCONN;
+	if (worker_current() == w) {
+		struct conn *c = worker_find_conn(w, id);
+		if (!c)
+			return MBGW_E_NOCONN;
+		conn_close(c, (uint16_t)code, reason ? reason : "");
+		return MBGW_OK;
+	}
+	struct wcmd *cmd = calloc(1, sizeof *cmd);
+	if (!cmd)
+		return MBGW_E_NOMEM;
+	cmd->kind = WCMD_CLOSE;
+	cmd->conn = id;
+	cmd->code = code;
+	snprintf(cmd->text, sizeof cmd->text, "%s", reason ? reason : "");
+	return post(w, cmd);
+}
+
+/* Sends one shared frame to every worker: delivered at once on the
+ * calling worker, queued for the others (so per-thread order holds). */
+static int fan_out(struct server *srv, uint32_t kind, struct blob *frame, struct mbgw_instance *inst,
+		   const char *group, uint64_t except)
+{
+	struct worker *self = worker_current();
+	int rc = MBGW_OK;
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+		if (w == self) {
+			if (kind == WCMD_PUBLISH)
+				group_publish_local(w, group, frame, except);
+			else
+				worker_broadcast_local(w, inst, frame);
+			continue;
+		}
+		struct wcmd *cmd = calloc(1, sizeof *cmd);
+		if (!cmd) {
+			rc = MBGW_E_NOMEM;
+			continue;
+		}
+		cmd->kind = kind;
+		cmd->frame = frame;
+		blob_ref(frame);
+		cmd->inst = inst;
+		cmd->conn = except;
+		if (group)
+			snprintf(cmd->text, sizeof cmd->text, "%s", group);
+		worker_post(w, cmd);
+	}
+	blob_unref(frame);
+	return rc;
+}
+
+static int h_broadcast(struct mbgw_instance *inst, uint32_t opcode, const void *data, size_t len)
+{
+	if (!inst || !valid_opcode(opcode) || (len && !data))
+		return MBGW_E_INVAL;
+	if (opcode == MBGW_TEXT && !ws_utf8_valid(data, len))
+		return MBGW_E_INVAL;
+	struct server *srv = atomic_load(&g_srv);
+	if (!srv)
+		return MBGW_OK;
+	struct blob *frame = conn_encode_frames(srv->conf, (uint8_t)opcode, data, len);
+	if (!frame)
+		return MBGW_E_NOMEM;
+	return fan_out(srv, WCMD_BROADCAST, frame, inst, NULL, 0);
+}
+
+static bool valid_group(const char *g)
+{
+	size_t n = g ? strlen(g) : 0;
+	return n >= 1 && n <= 255;
+}
+
+static int group_op(mbgw_conn_id id, const char *group, uint32_t kind)
+{
+	if (!valid_group(group))
+		return MBGW_E_INVAL;
+	struct server *srv = atomic_load(&g_srv);
+	struct worker *w = worker_of(srv, id);
+	if (!w)
+		return MBGW_E_NOCONN;
+	if (worker_current() == w) {
+		struct conn *c = worker_find_conn(w, id);
+		if (!c)
+			return MBGW_E_NOCONN;
+		return kind == WCMD_JOIN ? group_join(w, c, group) : group_leave(w, c, group);
+	}
+	struct wcmd *cmd = calloc(1, sizeof *cmd);
+	if (!cmd)
+		return MBGW_E_NOMEM;
+	cmd->kind = kind;
+	cmd->conn = id;
+	snprintf(cmd->text, sizeof cmd->text, "%s", group);
+	return post(w, cmd);
+}
+
+static int h_group_join(mbgw_conn_id id, const char *group)
+{
+	return group_op(id, group, WCMD_JOIN);
+}
+
+static int h_group_leave(mbgw_conn_id id, const char *group)
+{
+	return group_op(id, group, WCMD_LEAVE);
+}
+
+static int h_group_publish(const char *group, uint32_t opcode, const void *data, size_t len,
+			   mbgw_conn_id except)
+{
+	if (!valid_group(group) || !valid_opcode(opcode) || (len && !data))
+		return MBGW_E_INVAL;
+	if (opcode == MBGW_TEXT && !ws_utf8_valid(data, len))
+		return MBGW_E_INVAL;
+	struct server *srv = atomic_load(&g_srv);
+	if (!srv)
+		return MBGW_OK;
+	struct blob *frame = conn_encode_frames(srv->conf, (uint8_t)opcode, data, len);
+	if (!frame)
+		return MBGW_E_NOMEM;
+	return fan_out(srv, WCMD_PUBLISH, frame, NULL, group, except);
+}
+
+static struct conn *own_conn(mbgw_conn_id id, int *err)
+{
+	struct server *srv = atomic_load(&g_srv);
+	struct worker *w = worker_of(srv, id);
+	if (!w) {
+		*err = MBGW_E_NOCONN;
+		return NULL;
+	}
+	if (worker_current() != w) {
+		*err = MBGW_E_THREAD;
+		return NULL;
+	}
+	struct conn *c = worker_find_conn(w, id);
+	if (!c)
+		*err = MBGW_E_NOCONN;
+	return c;
+}
+
+static unsigned udata_slot(mbgw_conn_id id)
+{
+	return tls_conn == id ? tls_route : 0;
+}
+
+static int h_set_udata(mbgw_conn_id id, void *udata)
+{
+	int err;
+	struct conn *c = own_conn(id, &err);
+	if (!c)
+		return err;
+	c->udata[udata_slot(id)] = udata;
+	return MBGW_OK;
+}
+
+static void *h_get_udata(mbgw_conn_id id)
+{
+	int err;
+	struct conn *c = own_conn(id, &err);
+	return c ? c->udata[udata_slot(id)] : NULL;
+}
+
+static int h_conn_attr(mbgw_conn_id id, const char *name, char *out, size_t cap)
+{
+	if (!name || (!out && cap))
+		return MBGW_E_INVAL;
+	int err;
+	struct conn *c = own_conn(id, &err);
+	if (!c)
+		return err;
+	return conn_attr(c, name, out, cap);
+}
+
+/* ------------------------------------------------------------------ */
+/* Timers: one list for the process, run by worker 0. */
+
+struct timer_rec {
+	struct timer_rec *next;
+	int64_t id;
+	struct mbgw_instance *inst;
+	uint64_t due_ms;
+	uint64_t repeat_ms;
+	void (*cb)(void *state, void *arg);
+	void *arg;
+};
+
+static pthread_mutex_t g_timer_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Held while a timer callback runs, so retirement never races one. */
+static pthread_mutex_t g_timer_run = PTHREAD_MUTEX_INITIALIZER;
+static struct timer_rec *g_timers;
+static int64_t g_timer_seq;
+
+static int64_t h_timer_add(struct mbgw_instance *inst, uint64_t delay_ms, uint64_t repeat_ms,
+			   void (*cb)(void *state, void *arg), void *arg)
+{
+	if (!inst || !cb)
+		return MBGW_E_INVAL;
+	struct timer_rec *t = calloc(1, sizeof *t);
+	if (!t)
+		return MBGW_E_NOMEM;
+	t->inst = inst;
+	t->due_ms = server_now_ms() + delay_ms;
+	t->repeat_ms = repeat_ms;
+	t->cb = cb;
+	t->arg = arg;
+	pthread_mutex_lock(&g_timer_lock);
+	t->id = ++g_timer_seq;
+	t->next = g_timers;
+	g_timers = t;
+	int64_t id = t->id;
+	pthread_mutex_unlock(&g_timer_lock);
+	struct server *srv = atomic_load(&g_srv);
+	if (srv && srv->nworkers)
+		worker_wake(&srv->workers[0]);
+	return id;
+}
+
+static int h_timer_cancel(struct mbgw_instance *inst, int64_t timer_id)
+{
+	int rc = MBGW_E_NOTFOUND;
+	pthread_mutex_lock(&g_timer_lock);
+	for (struct timer_rec **pp = &g_timers; *pp; pp = &(*pp)->next) {
+		if ((*pp)->id == timer_id && (*pp)->inst == inst) {
+			struct timer_rec *t = *pp;
+			*pp = t->next;
+			free(t);
+			rc = MBGW_OK;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&g_timer_lock);
+	return rc;
+}
+
+int64_t plugin_host_run_timers(uint64_t now_ms)
+{
+	pthread_mutex_lock(&g_timer_run);
+	for (int guard = 0; guard < 1000; guard++) {
+		pthread_mutex_lock(&g_timer_lock);
+		struct timer_rec **pp, *due = NULL;
+		for (pp = &g_timers; *pp; pp = &(*pp)->next) {
+			if ((*pp)->due_ms <= now_ms) {
+				due = *pp;
+				*pp = due->next;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&g_timer_lock);
+		if (!due)
+			break;
+		due->cb(due->inst->state, due->arg);
+		if (due->repeat_ms) {
+			due->due_ms = now_ms + due->repeat_ms;
+			pthread_mutex_lock(&g_timer_lock);
+			due->next = g_timers;
+			g_timers = due;
+			pthread_mutex_unlock(&g_timer_lock);
+		} else {
+			free(due);
+		}
+	}
+	pthread_mutex_unlock(&g_timer_run);
+	int64_t next = -1;
+	pthread_mutex_lock(&g_timer_lock);
+	for (struct timer_rec *t = g_timers; t; t = t->next) {
+		int64_t d = t->due_ms > now_ms ? (int64_t)(t->due_ms - now_ms) : 0;
+		if (next < 0 || d < next)
+			next = d;
+	}
+	pthread_mutex_unlock(&g_timer_lock);
+	return next;
+}
+
+/* ------------------------------------------------------------------ */
+/* Counters */
+
+static int h_counter_add(struct mbgw_instance *inst, const char *name, int64_t delta)
+{
+	if (!inst || !name || !*name || strlen(name) > 100)
+		return MBGW_E_INVAL;
+	pthread_mutex_lock(&inst->lock);
+	struct inst_counter *c;
+	for (c = inst->counters; c; c = c->next)
+		if (strcmp(c->name, name) == 0)
+			break;
+	if (!c) {
+		c = calloc(1, sizeof *c);
+		if (c)
+			c->name = strdup(name);
+		if (!c || !c->name) {
+			free(c);
+			pthread_mutex_unlock(&inst->lock);
+			return MBGW_E_NOMEM;
+		}
+		c->next = inst->counters;
+		inst->counters = c;
+	}
+	c->value += delta;
+	pthread_mutex_unlock(&inst->lock);
+	return MBGW_OK;
+}
+
+/* ------------------------------------------------------------------ */
+
+static const struct mbgw_host g_host = {
+	.size = sizeof(struct mbgw_host),
+	.abi_minor = MBGW_ABI_MINOR,
+	.strerror = h_strerror,
+	.log = h_log,
+	.send = h_send,
+	.send_msg = h_send_msg,
+	.reply_error = h_reply_error,
+	.close = h_close,
+	.broadcast = h_broadcast,
+	.group_join = h_group_join,
+	.group_leave = h_group_leave,
+	.group_publish = h_group_publish,
+	.set_udata = h_set_udata,
+	.get_udata = h_get_udata,
+	.conn_attr = h_conn_attr,
+	.timer_add = h_timer_add,
+	.timer_cancel = h_timer_cancel,
+	.counter_add = h_counter_add,
+};
+
+const struct mbgw_host *plugin_host_table(void)
+{
+	return &g_host;
+}
+
+/* ------------------------------------------------------------------ */
+/* Instances */
+
+static pthread_mutex_t g_retire_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mbgw_instance **g_retired;
+static size_t g_nretired, g_retired_cap;
+
+struct mbgw_instance *plugin_host_instance_new(struct plugin_so *so, const struct conf_route *r,
+					       char *err, size_t errcap)
+{
+	struct mbgw_instance *in = calloc(1, sizeof *in);
+	if (!in) {
+		snprintf(err, errcap, "out of memory");
+		return NULL;
+	}
+	atomic_init(&in->refs, 1);
+	pthread_mutex_init(&in->lock, NULL);
+	in->so = so;
+	in->desc = &so->desc;
+	in->format = r->format;
+	in->stateless = so->desc.flags & MBGW_PLUGIN_STATELESS;
+	in->route_name = strdup(r->name);
+	in->settings = strdup(r->settings ? r->settings : "{}");
+	if (!in->route_name || !in->settings) {
+		snprintf(err, errcap, "out of memory");
+		goto out_free;
+	}
+	plugin_so_ref(so);
+	if (so->desc.init) {
+		char perr[512] = "";
+		int rc = so->desc.init(&g_host, in, in->settings, &in->state, perr, sizeof perr);
+		if (rc != MBGW_OK) {
+			perr[sizeof perr - 1] = 0;
+			snprintf(err, errcap, "plugin %s %s failed to initialise: %s", so->desc.name,
+				 so->desc.version, perr[0] ? perr : h_strerror(rc));
+			/* Timers it may have added before failing go with it. */
+			pthread_mutex_lock(&g_timer_lock);
+			for (struct timer_rec **pp = &g_timers; *pp;) {
+				if ((*pp)->inst == in) {
+					struct timer_rec *t = *pp;
+					*pp = t->next;
+					free(t);
+				} else {
+					pp = &(*pp)->next;
+				}
+			}
+			pthread_mutex_unlock(&g_timer_lock);
+			plugin_so_unref(so);
+			goto out_free;
+		}
+	}
+	log_info("route %s: plugin %s %s loaded from %s", r->name, so->desc.name, so->desc.version, so->path);
+	return in;
+out_free:
+	free(in->route_name);
+	free(in->settings);
+	pthread_mutex_destroy(&in->lock);
+	free(in);
+	return NULL;
+}
+
+void plugin_host_instance_ref(struct mbgw_instance *inst)
+{
+	atomic_fetch_add(&inst->refs, 1);
+}
+
+void plugin_host_instance_unref(struct mbgw_instance *inst)
+{
+	if (atomic_fetch_sub(&inst->refs, 1) != 1)
+		return;
+	atomic_store(&inst->retired, true);
+	pthread_mutex_lock(&g_retire_lock);
+	if (g_nretired == g_retired_cap) {
+		size_t nc = g_retired_cap ? g_retired_cap * 2 : 8;
+		struct mbgw_instance **n = realloc(g_retired, nc * sizeof *n);
+		if (n) {
+			g_retired = n;
+			g_retired_cap = nc;
+		}
+	}
+	if (g_nretired < g_retired_cap)
+		g_retired[g_nretired++] = inst;
+	else
+		log_error("out of memory retiring plugin instance %s: it stays loaded", inst->route_name);
+	pthread_mutex_unlock(&g_retire_lock);
+}
+
+size_t plugin_host_reap_retired(void)
+{
+	pthread_mutex_lock(&g_retire_lock);
+	struct mbgw_instance **list = g_retired;
+	size_t n = g_nretired;
+	g_retired = NULL;
+	g_nretired = g_retired_cap = 0;
+	pthread_mutex_unlock(&g_retire_lock);
+
+	for (size_t i = 0; i < n; i++) {
+		struct mbgw_instance *in = list[i];
+		/* No timer callback of this instance may run from here on. */
+		pthread_mutex_lock(&g_timer_run);
+		pthread_mutex_lock(&g_timer_lock);
+		for (struct timer_rec **pp = &g_timers; *pp;) {
+			if ((*pp)->inst == in) {
+				struct timer_rec *t = *pp;
+				*pp = t->next;
+				free(t);
+			} else {
+				pp = &(*pp)->next;
+			}
+		}
+		pthread_mutex_unlock(&g_timer_lock);
+		pthread_mutex_unlock(&g_timer_run);
+		if (in->desc->shutdown)
+			in->desc->shutdown(in->state);
+		log_info("route %s: plugin instance %s %s retired", in->route_name, in->desc->name,
+			 in->desc->version);
+		plugin_so_unref(in->so);
+		for (struct inst_counter *c = in->counters; c;) {
+			struct inst_counter *next = c->next;
+			free(c->name);
+			free(c);
+			c = next;
+		}
+		free(in->route_name);
+		free(in->settings);
+		pthread_mutex_destroy(&in->lock);
+		free(in);
+	}
+	free(list);
+	return n;
+}

@@ -1,0 +1,296 @@
+/* route_table — see route_table.h. */
+#include "route/route_table.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg/msg_decode.h"
+#include "plugin/plugin_host.h"
+#include "util/util_log.h"
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct route_table *g_current;
+static _Atomic uint64_t g_generation;
+
+static void add_err(struct buf *errs, const char *where, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void add_err(struct buf *errs, const char *where, const char *fmt, ...)
+{
+	char msg[1500];
+	int n = snprintf(msg, sizeof msg, "%s: ", where);
+	va_list ap;
+	va_start(ap, fmt);
+	int m = vsnprintf(msg + n, sizeof msg - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	size_t len = (size_t)n + (m > 0 ? (size_t)m : 0);
+	if (len > sizeof msg - 2)
+		len = sizeof msg - 2;
+	msg[len++] = '\n';
+	buf_append(errs, msg, len);
+}
+
+/* Resolves a route's plugin name to a file: a value with '/' is a path
+ * (relative to the configuration directory), otherwise <dir>/<name>.so. */
+static void plugin_file(const struct conf_route *r, const char *conf_dir, const char *plugin_dir,
+			char *out, size_t cap)
+{
+	if (strchr(r->plugin, '/')) {
+		if (r->plugin[0] == '/')
+			snprintf(out, cap, "%s", r->plugin);
+		else
+			snprintf(out, cap, "%s/%s", conf_dir, r->plugin);
+	} else {
+		snprintf(out, cap, "%s/%s.so", plugin_dir, r->plugin);
+	}
+}
+
+static struct mbgw_instance *find_reusable(const struct route_table *prev, const struct conf_route *r,
+					   const char *file)
+{
+	if (!prev)
+		return NULL;
+	for (size_t i = 0; i < prev->nroutes; i++) {
+		struct mbgw_instance *in = prev->routes[i].inst;
+		const struct conf_route *pr = prev->routes[i].conf;
+		if (strcmp(pr->name, r->name) == 0 && strcmp(in->settings, r->settings) == 0 &&
+		    in->format == r->format && strcmp(in->so->path, file) == 0 &&
+		    plugin_so_same_file(in->so, file))
+			return in;
+	}
+	return NULL;
+}
+
+static void table_free(struct route_table *t)
+{
+	for (size_t i = 0; i < t->nroutes; i++)
+		if (t->routes[i].inst)
+			plugin_host_instance_unref(t->routes[i].inst);
+	free(t->routes);
+	if (t->conf) {
+		conf_free(t->conf);
+		free(t->conf);
+	}
+	free(t->plugin_dir);
+	free(t);
+}
+
+struct route_table *route_table_build(struct conf *conf, const char *conf_dir,
+				      const char *default_plugin_dir,
+				      const struct route_table *prev, struct buf *errs)
+{
+	struct route_table *t = calloc(1, sizeof *t);
+	if (!t) {
+		add_err(errs, conf_dir, "out of memory building the route table");
+		conf_free(conf);
+		free(conf);
+		return NULL;
+	}
+	atomic_init(&t->refs, 1);
+	t->conf = conf;
+	t->plugin_dir = strdup(conf->plugin_dir ? conf->plugin_dir : default_plugin_dir);
+	t->routes = calloc(conf->nroutes ? conf->nroutes : 1, sizeof *t->routes);
+	if (!t->routes || !t->plugin_dir) {
+		add_err(errs, conf_dir, "out of memory building the route table");
+		table_free(t);
+		return NULL;
+	}
+	t->nroutes = conf->nroutes;
+	int failures = 0;
+
+	/* Load each plugin file once per build even when several routes use
+	 * it; instances (init) are per route. */
+	struct plugin_so **loaded = calloc(conf->nroutes ? conf->nroutes : 1, sizeof *loaded);
+	if (!loaded) {
+		add_err(errs, conf_dir, "out of memory building the route table");
+		table_free(t);
+		return NULL;
+	}
+	for (size_t i = 0; i < conf->nroutes; i++) {
+		const struct conf_route *r = &conf->routes[i];
+		struct route *rt = &t->routes[i];
+		rt->conf = r;
+		char file[PATH_MAX];
+		plugin_file(r, conf_dir, t->plugin_dir, file, sizeof file);
+
+		struct mbgw_instance *reuse = find_reusable(prev, r, file);
+		if (reuse) {
+			plugin_host_instance_ref(reuse);
+			rt->inst = reuse;
+			continue;
+		}
+		struct plugin_so *so = NULL;
+		for (size_t k = 0; k < i; k++)
+			if (loaded[k] && strcmp(loaded[k]->path, file) == 0)
+				so = loaded[k];
+		char err[1024];
+		if (so) {
+			plugin_so_ref(so);
+		} else {
+			so = plugin_so_open(file, err, sizeof err);
+			if (!so) {
+				add_err(errs, r->where, "route '%s': %s", r->name, err);
+				failures++;
+				continue;
+			}
+			loaded[i] = so;
+		}
+		if (r->reload_move && !(so->desc.flags & MBGW_PLUGIN_STATELESS)) {
+			add_err(errs, r->where, "route '%s': reload = move needs a stateless plugin, and %s "
+				"does not declare MBGW_PLUGIN_STATELESS", r->name, so->desc.name);
+			plugin_so_unref(so);
+			failures++;
+			continue;
+		}
+		rt->inst = plugin_host_instance_new(so, r, err, sizeof err);
+		plugin_so_unref(so); /* the instance holds its own reference */
+		if (!rt->inst) {
+			add_err(errs, r->where, "route '%s': %s", r->name, err);
+			failures++;
+		}
+	}
+	free(loaded);
+	if (failures) {
+		table_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+uint64_t route_table_generation(void)
+{
+	return atomic_load_explicit(&g_generation, memory_order_acquire);
+}
+
+struct route_table *route_table_acquire(void)
+{
+	pthread_mutex_lock(&g_lock);
+	struct route_table *t = g_current;
+	if (t)
+		atomic_fetch_add(&t->refs, 1);
+	pthread_mutex_unlock(&g_lock);
+	return t;
+}
+
+void route_table_ref(struct route_table *t)
+{
+	atomic_fetch_add(&t->refs, 1);
+}
+
+void route_table_unref(struct route_table *t)
+{
+	if (t && atomic_fetch_sub(&t->refs, 1) == 1)
+		table_free(t);
+}
+
+struct route *route_table_find(const struct route_table *t, const char *name)
+{
+	for (size_t i = 0; i < t->nroutes; i++)
+		if (strcmp(t->routes[i].conf->name, name) == 0)
+			return &t->routes[i];
+	return NULL;
+}
+
+struct route_table *route_table_swap(struct route_table *t, uint64_t now_ms)
+{
+	pthread_mutex_lock(&g_lock);
+	struct route_table *old = g_current;
+	t->generation = atomic_load(&g_generation) + 1;
+	atomic_store(&g_generation, t->generation);
+	g_current = t;
+	pthread_mutex_unlock(&g_lock);
+	if (old) {
+		for (size_t i = 0; i < old->nroutes; i++) {
+			struct route *r = &old->routes[i];
+			if (!route_table_find(t, r->conf->name)) {
+				uint64_t d = now_ms + r->conf->drain_ms;
+				atomic_store(&r->removed_deadline_ms, d ? d : 1);
+				log_info("route %s removed: its connections close with 1001 in %llu ms",
+					 r->conf->name, (unsigned long long)r->conf->drain_ms);
+			}
+		}
+	}
+	return old;
+}
+
+void route_table_clear(void)
+{
+	pthread_mutex_lock(&g_lock);
+	struct route_table *old = g_current;
+	g_current = NULL;
+	pthread_mutex_unlock(&g_lock);
+	route_table_unref(old);
+}
+
+size_t route_table_match(const struct route_table *t, const char *path, size_t path_len,
+			 bool (*offered)(void *ctx, const char *proto), void *ctx,
+			 struct route **out, const char **subprotocol, const char **refused)
+{
+	*subprotocol = NULL;
+	*refused = NULL;
+	bool any = false;
+	/* Server preference: subprotocols in configuration order. */
+	for (size_t i = 0; i < t->nroutes && !*subprotocol; i++) {
+		const struct conf_route *r = t->routes[i].conf;
+		if (strlen(r->path) != path_len || memcmp(r->path, path, path_len) != 0)
+			continue;
+		any = true;
+		for (size_t k = 0; k < r->nsubprotocols && !*subprotocol; k++)
+			if (offered(ctx, r->subprotocols[k]))
+				*subprotocol = r->subprotocols[k];
+	}
+	if (!any)
+		return 0;
+	size_t n = 0;
+	bool required = false;
+	for (size_t i = 0; i < t->nroutes; i++) {
+		const struct conf_route *r = t->routes[i].conf;
+		if (strlen(r->path) != path_len || memcmp(r->path, path, path_len) != 0)
+			continue;
+		required |= r->require_subprotocol;
+		bool serves = false;
+		if (*subprotocol) {
+			for (size_t k = 0; k < r->nsubprotocols; k++)
+				serves |= strcmp(r->subprotocols[k], *subprotocol) == 0;
+		} else {
+			serves = r->nsubprotocols == 0 || !r->require_subprotocol;
+		}
+		if (serves && n < ROUTE_MAX_PER_CONN)
+			out[n++] = &t->routes[i];
+	}
+	if (n == 0)
+		*refused = required ? "No supported subprotocol offered"
+				    : "No route serves the offered subprotocols";
+	return n;
+}
+
+int route_pick(struct route *const *routes, size_t n, const char *type, size_t type_len)
+{
+	int best = -1;
+	size_t best_score = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct conf_route *r = routes[i]->conf;
+		if (r->ntypes == 0) {
+			if (best_score < 1) {
+				best = (int)i;
+				best_score = 1;
+			}
+			continue;
+		}
+		for (size_t k = 0; k < r->ntypes; k++) {
+			const char *p = r->types[k];
+			if (!msg_type_matches(p, type, type_len))
+				continue;
+			size_t pl = strlen(p);
+			/* exact beats any prefix; longer prefix beats shorter */
+			size_t score = p[pl - 1] == '*' ? 2 + pl : SIZE_MAX;
+			if (score > best_score) {
+				best = (int)i;
+				best_score = score;
+			}
+		}
+	}
+	return best;
+}

@@ -1,0 +1,259 @@
+/* dispatch — connects a connection to its routes' plugin instances.
+ *
+ * Stages "decode" and "route" of the message path, for one connection:
+ *   upgrade: route_table_match (path, subprotocol) → verify callbacks
+ *   open:    open callbacks of every route of the connection
+ *   message: raw route → plugin as is; header+json route → msg_decode →
+ *            route_pick by type → plugin; problems → an error reply
+ *   close:   close callbacks once, then groups left and table released
+ * Runs on the connection's worker thread.
+ */
+#include "server/server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg/msg_decode.h"
+#include "plugin/plugin_host.h"
+#include "util/util_log.h"
+#include "ws/ws_handshake.h"
+
+static bool offered(void *ctx, const char *proto)
+{
+	return ws_handshake_offers(ctx, proto);
+}
+
+/* struct mbgw_upgrade's header lookup over the parsed request. */
+struct upgrade_ctx {
+	struct mbgw_upgrade up;
+	const struct http_request *req;
+};
+
+static const char *upgrade_header(const struct mbgw_upgrade *up, const char *name, size_t *len)
+{
+	const struct upgrade_ctx *u = (const struct upgrade_ctx *)up;
+	const struct http_header *h = http_find_header(u->req, name);
+	if (!h)
+		return NULL;
+	if (len)
+		*len = h->value.n;
+	return h->value.p;
+}
+
+int dispatch_upgrade(struct conn *c, const struct http_request *req, const char **subprotocol,
+		     const char **reason)
+{
+	struct route_table *t = route_table_acquire();
+	if (!t) {
+		*reason = "No route table loaded";
+		return 503;
+	}
+	const char *refused = NULL;
+	c->nroutes = route_table_match(t, req->path.p, req->path.n, offered, (void *)req, c->routes,
+				       subprotocol, &refused);
+	if (c->nroutes == 0) {
+		route_table_unref(t);
+		*reason = refused ? refused : "No WebSocket route at this path";
+		return refused ? 400 : 404;
+	}
+	c->rt = t;
+	c->path = strndup(req->path.p, req->path.n);
+	c->query = strndup(req->query.p, req->query.n);
+	if (!c->path || !c->query) {
+		*reason = "Out of memory";
+		return 503;
+	}
+
+	struct upgrade_ctx u = { .req = req };
+	u.up.size = sizeof u.up;
+	u.up.path = c->path;
+	u.up.query = c->query;
+	u.up.remote_addr = c->peer;
+	u.up.subprotocol = *subprotocol;
+	u.up.header = upgrade_header;
+	for (size_t i = 0; i < c->nroutes; i++) {
+		struct mbgw_instance *in = c->routes[i]->inst;
+		if (!in->desc->verify)
+			continue;
+		struct mbgw_verdict v = { .size = sizeof v, .status = 403, .reason = NULL };
+		plugin_host_enter(0, (unsigned)i);
+		int rc = in->desc->verify(in->state, &u.up, &v);
+		plugin_host_leave();
+		if (rc != MBGW_OK) {
+			static __thread char why[160];
+			snprintf(why, sizeof why, "Refused by route %s: %s", c->routes[i]->conf->name,
+				 v.reason ? v.reason : "verification failed");
+			*reason = why;
+			return v.status >= 400 && v.status <= 599 ? (int)v.status : 403;
+		}
+	}
+	return 101;
+}
+
+static void enter(struct conn *c, unsigned i)
+{
+	c->in_callback = true;
+	plugin_host_enter(c->id, i);
+}
+
+static void leave(struct conn *c)
+{
+	plugin_host_leave();
+	c->in_callback = false;
+}
+
+void dispatch_open(struct conn *c)
+{
+	c->opened = true;
+	for (size_t i = 0; i < c->nroutes; i++) {
+		struct mbgw_instance *in = c->routes[i]->inst;
+		if (!in->desc->open)
+			continue;
+		enter(c, (unsigned)i);
+		in->desc->open(in->state, c->id);
+		leave(c);
+	}
+}
+
+static void send_error(struct conn *c, const char *id, size_t id_len, const char *code, const char *message)
+{
+	char out[1024];
+	size_t n = msg_format_error(out, sizeof out, id, id_len, code, message);
+	if (n)
+		conn_send_message(c, WS_OP_TEXT, (const uint8_t *)out, n);
+	log_msg(LOG_DEBUG, c->id, "error reply %s: %s", code, message);
+}
+
+/* Reload policy "move": a stateless route whose table has been replaced
+ * follows the current table at the next message. */
+static void maybe_move(struct conn *c, size_t i)
+{
+	struct route *r = c->routes[i];
+	if (!r->conf->reload_move || !r->inst->stateless ||
+	    c->rt->generation == route_table_generation())
+		return;
+	struct route_table *cur = route_table_acquire();
+	if (!cur)
+		return;
+	if (cur != c->rt) {
+		struct route *nr = route_table_find(cur, r->conf->name);
+		if (nr && nr->inst->stateless && nr->conf->reload_move) {
+			/* Re-point every route of the connection at the new table;
+			 * a route missing from it keeps the old one (not movable). */
+			bool all = true;
+			struct route *moved[ROUTE_MAX_PER_CONN];
+			for (size_t k = 0; k < c->nroutes; k++) {
+				moved[k] = route_table_find(cur, c->routes[k]->conf->name);
+				all &= moved[k] != NULL;
+			}
+			if (all) {
+				memcpy(c->routes, moved, c->nroutes * sizeof *moved);
+				struct route_table *old = c->rt;
+				c->rt = cur;
+				route_table_unref(old);
+				return;
+			}
+		}
+	}
+	route_table_unref(cur);
+}
+
+void dispatch_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_t len)
+{
+	if (c->nroutes == 0)
+		return;
+	maybe_move(c, 0);
+	struct mbgw_message m = { .size = sizeof m, .opcode = opcode };
+	/* Raw: the (single) route gets the message exactly as received. */
+	if (c->routes[0]->conf->format == CONF_FORMAT_RAW) {
+		struct mbgw_instance *in = c->routes[0]->inst;
+		if (!in->desc->message)
+			return;
+		m.data = data;
+		m.data_len = len;
+		enter(c, 0);
+		int rc = in->desc->message(in->state, c->id, &m);
+		leave(c);
+		if (rc != MBGW_OK)
+			send_error(c, NULL, 0, MSG_ERR_PLUGIN_ERROR, "The handler could not process the message");
+		return;
+	}
+
+	struct msg_decoded d;
+	struct msg_error err;
+	size_t max_header = (size_t)c->w->srv->conf->max_message_header;
+	if (msg_decode(data, len, opcode == WS_OP_TEXT, max_header, &d, &err) < 0) {
+		send_error(c, d.id, d.id_len, err.code, err.message);
+		msg_decoded_free(&d);
+		return;
+	}
+	int ri = route_pick(c->routes, c->nroutes, d.type, d.type_len);
+	if (ri < 0) {
+		char why[200];
+		snprintf(why, sizeof why, "No handler for message type '%.*s' on this connection",
+			 (int)(d.type_len > 100 ? 100 : d.type_len), d.type);
+		send_error(c, d.id, d.id_len, MSG_ERR_NO_ROUTE, why);
+		msg_decoded_free(&d);
+		return;
+	}
+	struct mbgw_instance *in = c->routes[ri]->inst;
+	if (!in->desc->message) {
+		send_error(c, d.id, d.id_len, MSG_ERR_UNSUPPORTED_PAYLOAD, "This route accepts no messages");
+		msg_decoded_free(&d);
+		return;
+	}
+	m.type = d.type;
+	m.type_len = d.type_len;
+	m.header = d.header;
+	m.header_len = d.header_len;
+	m.attrs = d.attrs;
+	m.nattrs = d.nattrs;
+	m.id = d.id;
+	m.id_len = d.id_len;
+	m.data = d.payload;
+	m.data_len = d.payload_len;
+	m.json = d.json;
+	enter(c, (unsigned)ri);
+	int rc = in->desc->message(in->state, c->id, &m);
+	leave(c);
+	if (rc != MBGW_OK)
+		send_error(c, d.id, d.id_len, MSG_ERR_PLUGIN_ERROR, "The handler refused the message");
+	msg_decoded_free(&d);
+}
+
+void dispatch_close(struct conn *c)
+{
+	if (c->opened) {
+		c->opened = false;
+		uint32_t code = c->close_code ? c->close_code : WS_CLOSE_ABNORMAL;
+		for (size_t i = 0; i < c->nroutes; i++) {
+			struct mbgw_instance *in = c->routes[i]->inst;
+			if (!in->desc->close)
+				continue;
+			enter(c, (unsigned)i);
+			in->desc->close(in->state, c->id, code, c->close_reason, c->close_reason_len);
+			leave(c);
+		}
+	}
+	group_leave_all(c->w, c);
+	c->nroutes = 0;
+	if (c->rt) {
+		route_table_unref(c->rt);
+		c->rt = NULL;
+	}
+}
+
+bool dispatch_path_exists(const char *path, size_t len)
+{
+	struct route_table *t = route_table_acquire();
+	if (!t)
+		return false;
+	bool found = false;
+	for (size_t i = 0; i < t->nroutes && !found; i++) {
+		const char *p = t->routes[i].conf->path;
+		found = strlen(p) == len && memcmp(p, path, len) == 0;
+	}
+	route_table_unref(t);
+	return found;
+}
