@@ -50,6 +50,16 @@ static void hello_open(void *state, mbgw_conn_id conn)
 	(void)conn;
 }
 
+/* Finds needle in data[0..len) (memmem is a GNU extension). */
+static const char *find(const uint8_t *data, size_t len, const char *needle)
+{
+	size_t n = strlen(needle);
+	for (size_t i = 0; n <= len && i <= len - n; i++)
+		if (memcmp(data + i, needle, n) == 0)
+			return (const char *)data + i;
+	return NULL;
+}
+
 static int hello_message(void *state, mbgw_conn_id conn, const struct mbgw_message *m)
 {
 	struct hello *hp = state;
@@ -57,7 +67,7 @@ static int hello_message(void *state, mbgw_conn_id conn, const struct mbgw_messa
 		return host->reply_error(conn, m, "unknown_type", "this plugin only answers 'hello'");
 	/* The payload is valid JSON (the host checked); pick "name" if present. */
 	char name[64] = "stranger";
-	const char *n = memmem(m->data, m->data_len, "\"name\"", 6);
+	const char *n = find(m->data, m->data_len, "\"name\"");
 	if (n) {
 		const char *q = memchr(n + 6, '"', m->data_len - (size_t)(n + 6 - (const char *)m->data));
 		const char *e = q ? memchr(q + 1, '"', m->data_len - (size_t)(q + 1 - (const char *)m->data)) : NULL;
