@@ -68,7 +68,7 @@ static const char *const state_names[] = { "free", "connecting", "TLS handshake"
 					   "done" };
 
 enum fmt { F_RAW, F_HJ };
-enum verify { V_EXACT, V_LENGTH, V_NONE };
+enum verify { V_EXACT, V_BODY, V_LENGTH, V_NONE };
 
 static struct opts {
 	enum mode mode;
@@ -84,7 +84,7 @@ static struct opts {
 	bool binary;
 	enum fmt fmt;
 	enum verify verify;
-	double seconds, warmup, connect_timeout, rate;
+	double seconds, warmup, connect_timeout, rate, settle;
 	int server_pid;
 	const char *label;
 	const char *subprotocol;
@@ -109,6 +109,7 @@ static struct opts {
 	.warmup = 2,
 	.connect_timeout = 0,
 	.rate = 100,
+	.settle = 120,
 	.label = "-",
 	.pub_template = "{\"t\":\"{T}\",\"x\":\"{PAD}\"}",
 };
@@ -311,6 +312,7 @@ static struct {
 	/* figures of the measured window */
 	uint64_t msgs, bytes, hs_done, deliveries, published, unexpected;
 	uint64_t hs_ok; /* handshakes completed over the whole run */
+	unsigned subs_open; /* subscribers open when measuring began */
 	uint64_t pub_t_lo, pub_t_hi;
 	struct hist lat;
 	/* errors */
@@ -670,12 +672,15 @@ static void send_pub(struct conn *c, uint64_t now)
 	char mark[40];
 	int ml = snprintf(mark, sizeof mark, "@t=%" PRIu64 "@", now - g.t0);
 	size_t tl = strlen(o.pub_template), len = 0;
-	size_t fixed = tl + (size_t)ml;
+	size_t fixed = tl + (size_t)ml + 10;
 	size_t pad = o.size > fixed ? o.size - fixed : 0;
 	for (size_t i = 0; i < tl;) {
 		if (strncmp(o.pub_template + i, "{T}", 3) == 0) {
 			memcpy(c->sbuf + len, mark, (size_t)ml);
 			len += (size_t)ml;
+			i += 3;
+		} else if (strncmp(o.pub_template + i, "{I}", 3) == 0) {
+			len += (size_t)snprintf((char *)c->sbuf + len, 16, "%u", c->idx);
 			i += 3;
 		} else if (strncmp(o.pub_template + i, "{PAD}", 5) == 0) {
 			memcpy(c->sbuf + len, g.pool + (c->sent & (POOL_SPREAD - 1)), pad);
@@ -714,6 +719,14 @@ static void on_message(struct conn *c, unsigned op, const uint8_t *m, size_t len
 		if (o.verify != V_NONE) {
 			size_t elen;
 			const uint8_t *exp = payload(c, c->rcvd, &elen);
+			if (o.verify == V_BODY) {
+				/* a header+JSON route hands the plugin the body only */
+				const uint8_t *nl = memchr(exp, '\n', elen);
+				if (nl) {
+					elen -= (size_t)(nl + 1 - exp);
+					exp = nl + 1;
+				}
+			}
 			unsigned eop = o.binary ? 0x2 : 0x1;
 			if (op != eop) {
 				conn_fail(c, &g.e_verify, "echo %" PRIu64 " has opcode %u, sent %u", c->rcvd, op, eop);
@@ -723,7 +736,7 @@ static void on_message(struct conn *c, unsigned op, const uint8_t *m, size_t len
 				conn_fail(c, &g.e_verify, "echo %" PRIu64 " has %zu bytes, sent %zu", c->rcvd, len, elen);
 				return;
 			}
-			if (o.verify == V_EXACT && memcmp(m, exp, len) != 0) {
+			if ((o.verify == V_EXACT || o.verify == V_BODY) && memcmp(m, exp, len) != 0) {
 				size_t at = 0;
 				while (at < len && m[at] == exp[at])
 					at++;
@@ -1246,9 +1259,20 @@ static void on_upgraded(struct conn *c, uint64_t now)
 		send_close(c, 1000);
 		break;
 	case R_SUB:
+	case R_PUB:
 		if (o.join[0]) {
-			size_t jl = strlen(o.join);
-			const uint8_t *pl = (const uint8_t *)o.join;
+			/* {I} becomes the connection's index (e.g. a unique nick) */
+			char jb[sizeof o.join + 16];
+			size_t jl = 0;
+			for (const char *p = o.join; *p && jl < sizeof jb - 12;) {
+				if (strncmp(p, "{I}", 3) == 0) {
+					jl += (size_t)snprintf(jb + jl, 12, "%u", c->idx);
+					p += 3;
+				} else {
+					jb[jl++] = *p++;
+				}
+			}
+			const uint8_t *pl = (const uint8_t *)jb;
 			if (c->pmd)
 				pl = pmd_compress(c, pl, jl, &jl);
 			send_frame(c, 0x1, c->pmd, pl, jl);
@@ -1431,6 +1455,9 @@ static void measure_begin(struct snap *s)
 	g.msgs = g.bytes = g.hs_done = g.deliveries = g.published = g.unexpected = 0;
 	g.pub_t_lo = g.pub_t_hi = 0;
 	memset(&g.lat, 0, sizeof g.lat);
+	g.subs_open = 0;
+	for (unsigned i = 0; i < g.nconn; i++)
+		g.subs_open += g.c[i].role == R_SUB && g.c[i].st == C_OPEN;
 	g.measuring = true;
 	*s = snap_take();
 }
@@ -1465,7 +1492,9 @@ static void usage(FILE *f)
 		"  -i, --inflight K        messages in flight per connection (default 1)\n"
 		"  --text | --binary       frame type (default text)\n"
 		"  --format raw|hj         raw payload, or a header+JSON message 'echo id=N\\n{\"d\":\"...\"}'\n"
-		"  --verify exact|length|none   how echoes are checked (default exact)\n"
+		"  --verify exact|body|length|none  how echoes are checked (default exact; body: the\n"
+		"                          reply is what was sent after its first line, as a header+JSON\n"
+		"                          route's echo plugin answers)\n"
 		"  -d, --seconds S         measured duration (default 10)\n"
 		"  -w, --warmup S          warm-up before measuring (default 2)\n"
 		"  --server-pid PID        read the server's CPU and RSS from /proc/PID\n"
@@ -1480,7 +1509,9 @@ static void usage(FILE *f)
 		"  --pub-path PATH         publishers connect here (default: the URL's path)\n"
 		"  --pub-template STR      a published message; {T} becomes a time stamp marker, {PAD} filler\n"
 		"                          up to --size (default '{\"t\":\"{T}\",\"x\":\"{PAD}\"}'; \\n allowed)\n"
-		"  --join STR              message each subscriber sends once open (\\n allowed)\n"
+		"  --settle S              broadcast: wait at most S s for join traffic to stop (default 120)\n"
+		"  --join STR              message subscribers and publishers send once open ({I}: the\n"
+		"                          connection's index, e.g. for a unique nick; \\n allowed)\n"
 		"  --quiet                 only the RESULT line\n"
 		"The last line of output is 'RESULT key=value ...' for scripts.\n");
 }
@@ -1598,12 +1629,14 @@ static void parse_args(int argc, char **argv)
 			const char *f = TAKE();
 			if (f && strcmp(f, "exact") == 0)
 				o.verify = V_EXACT;
+			else if (f && strcmp(f, "body") == 0)
+				o.verify = V_BODY;
 			else if (f && strcmp(f, "length") == 0)
 				o.verify = V_LENGTH;
 			else if (f && strcmp(f, "none") == 0)
 				o.verify = V_NONE;
 			else {
-				fprintf(stderr, "mbgw-bench: --verify exact|length|none\n");
+				fprintf(stderr, "mbgw-bench: --verify exact|body|length|none\n");
 				exit(2);
 			}
 		} else if (IS("-d") || IS("--seconds")) {
@@ -1624,6 +1657,8 @@ static void parse_args(int argc, char **argv)
 			o.connect_timeout = num_arg(a, TAKE());
 		} else if (IS("--subscribers")) {
 			o.subscribers = (unsigned)num_arg(a, TAKE());
+		} else if (IS("--settle")) {
+			o.settle = num_arg(a, TAKE());
 		} else if (IS("--publishers")) {
 			o.publishers = (unsigned)num_arg(a, TAKE());
 		} else if (IS("--rate")) {
@@ -1722,7 +1757,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mbgw-bench: idle mode without --server-pid reports no memory figure\n");
 
 	/* Backstop: whatever happens, the process ends. */
-	double budget = 2 * o.connect_timeout + o.warmup + o.seconds + 3 + 2 * CLOSE_WAIT_NS / 1e9 + 30;
+	double budget = 2 * o.connect_timeout + o.warmup + o.seconds + 3 + 2 * CLOSE_WAIT_NS / 1e9 + 30 +
+			(o.mode == M_BROADCAST ? 2 * o.settle + 3 : 0);
 	alarm((unsigned)budget);
 
 	g.ep = epoll_create1(EPOLL_CLOEXEC);
@@ -1781,7 +1817,7 @@ int main(int argc, char **argv)
 	}
 
 	g.t0 = mono_ns();
-	uint64_t t_connect = 0;
+	uint64_t t_connect = 0, t_settle = 0, settle_msgs = 0;
 	long rss_base = -1, rss_open = -1, rss_end = -1;
 	unsigned opened = 0;
 	struct snap s0 = { 0 }, s1 = { 0 };
@@ -1835,11 +1871,30 @@ int main(int argc, char **argv)
 		g.measuring = false;
 		break;
 	case M_BROADCAST:
-		open_all(0, o.subscribers, R_SUB, mono_ns() + cto);
+		/* joins may cost the server O(members) each: allow for it */
+		open_all(0, o.subscribers, R_SUB, mono_ns() + cto + (uint64_t)(o.settle * 1e9));
 		open_all(o.subscribers, g.nconn, R_PUB, mono_ns() + cto);
 		opened = g.open;
 		t_connect = mono_ns() - g.t0;
-		run_until(mono_ns() + 1000000000ull); /* joins take effect */
+		/* Joins take effect; a route with presence may then send every
+		 * member a notice per join, so wait until that traffic is over
+		 * (quiet for 500 ms, at most --settle seconds). */
+		{
+			uint64_t settle_end = mono_ns() + (uint64_t)(o.settle * 1e9);
+			uint64_t last = ~0ull, quiet_since = mono_ns();
+			run_until(mono_ns() + 200000000ull);
+			while (mono_ns() < settle_end) {
+				run_until(mono_ns() + 100000000ull);
+				if (g.unexpected != last) {
+					last = g.unexpected;
+					quiet_since = mono_ns();
+				} else if (mono_ns() - quiet_since >= 500000000ull) {
+					break;
+				}
+			}
+			t_settle = mono_ns() - g.t0 - t_connect;
+			settle_msgs = g.unexpected;
+		}
 		g.sending = true;
 		run_until(mono_ns() + (uint64_t)(o.warmup * 1e9));
 		measure_begin(&s0);
@@ -1876,6 +1931,9 @@ int main(int argc, char **argv)
 		fmt_ns(d, sizeof d, g.lat.max);
 		if (o.mode != M_HANDSHAKE)
 			printf("  connected  %u/%u in %.2f s\n", opened, g.nconn, t_connect / 1e9);
+		if (o.mode == M_BROADCAST)
+			printf("  settled    in %.2f s after %" PRIu64 " messages that were not publications (joins, presence)\n",
+			       t_settle / 1e9, settle_msgs);
 		printf("  measured   %.2f s%s\n", wall, o.mode == M_IDLE ? " (holding)" : "");
 		switch (o.mode) {
 		case M_ECHO:
@@ -1899,7 +1957,7 @@ int main(int argc, char **argv)
 				printf("  per conn   %.0f bytes of server RSS per idle connection\n", rss_per_conn);
 			break;
 		case M_BROADCAST: {
-			uint64_t exp = g.published * o.subscribers;
+			uint64_t exp = g.published * g.subs_open;
 			printf("  published  %" PRIu64 "  delivered %" PRIu64 " of %" PRIu64 " (%.0f deliveries/s, %.3f%% lost)\n",
 			       g.published, g.deliveries, exp, rate,
 			       exp ? 100.0 * (double)(exp > g.deliveries ? exp - g.deliveries : 0) / (double)exp : 0.0);
@@ -1928,12 +1986,14 @@ int main(int argc, char **argv)
 	       "loops=%u seconds=%.3f units=%" PRIu64 " rate=%.1f mb_s=%.3f p50_us=%.2f p99_us=%.2f p999_us=%.2f "
 	       "max_us=%.2f errors=%" PRIu64 " gen_cpu_s=%.3f srv_cpu_s=%.3f gen_cpu_pct=%.1f srv_cpu_pct=%.1f "
 	       "gen_cpu_s_per_M=%.3f srv_cpu_s_per_M=%.3f opened=%u still_open=%" PRIu64 " rss_base_kib=%ld "
-	       "rss_end_kib=%ld rss_per_conn_b=%.1f published=%" PRIu64 " slow_close=%" PRIu64 "\n",
+	       "rss_end_kib=%ld rss_per_conn_b=%.1f published=%" PRIu64 " slow_close=%" PRIu64 " settle_s=%.2f "
+	       "settle_msgs=%" PRIu64 " expected=%" PRIu64 "\n",
 	       mode_names[o.mode], o.label, scheme, o.mode == M_HANDSHAKE ? o.loops : g.nconn, o.size, o.inflight,
 	       o.binary, o.deflate, o.fmt == F_HJ ? "hj" : "raw", o.loops, wall, units, rate, mbs, p50 / 1e3,
 	       p99 / 1e3, p999 / 1e3, g.lat.max / 1e3, errors_total(), gen_cpu, srv_cpu,
 	       wall > 0 ? 100 * gen_cpu / wall : 0, srv_cpu >= 0 && wall > 0 ? 100 * srv_cpu / wall : -1, gen_per_m,
-	       srv_per_m, opened, still_open, rss_base, rss_end, rss_per_conn, g.published, g.slow_close);
+	       srv_per_m, opened, still_open, rss_base, rss_end, rss_per_conn, g.published, g.slow_close,
+	       t_settle / 1e9, settle_msgs, g.published * g.subs_open);
 	fflush(stdout);
 	return errors_total() || (!units && o.mode != M_IDLE) || (o.mode == M_IDLE && opened < g.nconn) ? 1 : 0;
 }
