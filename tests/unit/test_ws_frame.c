@@ -11,6 +11,24 @@
 
 #include "ws/ws_frame.h"
 
+/* Criterion records every assertion when run with --full-stats (as CTest
+ * does), which makes millions of passing checks in loops very slow. These
+ * wrappers only reach the real assertion, with its full diagnostics, when
+ * the condition fails. */
+#define EXPECT(c, ...) do { if (!(c)) cr_assert(c, "" __VA_ARGS__); } while (0)
+#define EXPECT_NOT(c, ...) do { if (c) cr_assert_not(c, "" __VA_ARGS__); } while (0)
+#define EXPECT_EQ(a, b, ...) do { if (!((a) == (b))) cr_assert_eq(a, b, "" __VA_ARGS__); } while (0)
+#define EXPECT_NEQ(a, b, ...) do { if ((a) == (b)) cr_assert_neq(a, b, "" __VA_ARGS__); } while (0)
+#define EXPECT_LT(a, b, ...) do { if (!((a) < (b))) cr_assert_lt(a, b, "" __VA_ARGS__); } while (0)
+#define EXPECT_LEQ(a, b, ...) do { if (!((a) <= (b))) cr_assert_leq(a, b, "" __VA_ARGS__); } while (0)
+#define EXPECT_GT(a, b, ...) do { if (!((a) > (b))) cr_assert_gt(a, b, "" __VA_ARGS__); } while (0)
+#define EXPECT_GEQ(a, b, ...) do { if (!((a) >= (b))) cr_assert_geq(a, b, "" __VA_ARGS__); } while (0)
+#define EXPECT_ARR_EQ(a, b, n, ...) \
+	do { if (memcmp(a, b, n) != 0) cr_assert_arr_eq(a, b, n, "" __VA_ARGS__); } while (0)
+#define EXPECT_STR_EQ(a, b, ...) \
+	do { if (strcmp(a, b) != 0) cr_assert_str_eq(a, b, "" __VA_ARGS__); } while (0)
+#define EXPECT_NOT_NULL(p, ...) do { if (!(p)) cr_assert_not_null(p, "" __VA_ARGS__); } while (0)
+
 static const uint8_t MASK[4] = { 0x37, 0xfa, 0x21, 0x3d };
 
 static int decode(const uint8_t *p, size_t n, uint8_t rsv_allowed, bool require_mask,
@@ -28,7 +46,7 @@ static void assert_prefixes_need_more(const uint8_t *p, size_t hdr_len, uint8_t 
 	for (size_t k = 0; k < hdr_len; k++) {
 		struct ws_frame_hdr h;
 		struct ws_err err;
-		cr_assert_eq(decode(p, k, rsv_allowed, require_mask, &h, &err), 0,
+		EXPECT_EQ(decode(p, k, rsv_allowed, require_mask, &h, &err), 0,
 			     "prefix of %zu of %zu header bytes must need more", k, hdr_len);
 	}
 }
@@ -39,13 +57,13 @@ static void assert_protocol_error(const uint8_t *p, size_t n, uint8_t rsv_allowe
 {
 	struct ws_frame_hdr h;
 	struct ws_err err;
-	cr_assert_eq(decode(p, n, rsv_allowed, require_mask, &h, &err), -1,
+	EXPECT_EQ(decode(p, n, rsv_allowed, require_mask, &h, &err), -1,
 		     "header %02x %02x must be refused", p[0], p[1]);
-	cr_assert_eq(err.code, WS_CLOSE_PROTOCOL);
-	cr_assert_gt(strlen(err.reason), 0, "a reason must be given");
+	EXPECT_EQ(err.code, WS_CLOSE_PROTOCOL);
+	EXPECT_GT(strlen(err.reason), 0, "a reason must be given");
 	for (size_t k = 0; k < n; k++) {
 		int rc = decode(p, k, rsv_allowed, require_mask, &h, &err);
-		cr_assert(rc == 0 || (rc == -1 && err.code == WS_CLOSE_PROTOCOL),
+		EXPECT(rc == 0 || (rc == -1 && err.code == WS_CLOSE_PROTOCOL),
 			  "prefix %zu: rc %d", k, rc);
 	}
 }
@@ -57,15 +75,15 @@ Test(ws_frame, rfc_single_frame_unmasked_text)
 	uint8_t f[] = { 0x81, 0x05, 'H', 'e', 'l', 'l', 'o' };
 	struct ws_frame_hdr h;
 	struct ws_err err;
-	cr_assert_eq(decode(f, sizeof f, 0, false, &h, &err), 2);
-	cr_assert(h.fin);
-	cr_assert_eq(h.rsv, 0);
-	cr_assert_eq(h.opcode, WS_OP_TEXT);
-	cr_assert_not(h.masked);
-	cr_assert_eq(h.len, 5);
-	cr_assert_eq(h.hdr_len, 2);
+	EXPECT_EQ(decode(f, sizeof f, 0, false, &h, &err), 2);
+	EXPECT(h.fin);
+	EXPECT_EQ(h.rsv, 0);
+	EXPECT_EQ(h.opcode, WS_OP_TEXT);
+	EXPECT_NOT(h.masked);
+	EXPECT_EQ(h.len, 5);
+	EXPECT_EQ(h.hdr_len, 2);
 	uint8_t zero[4] = { 0 };
-	cr_assert_arr_eq(h.mask, zero, 4, "unmasked frame must report a zero mask");
+	EXPECT_ARR_EQ(h.mask, zero, 4, "unmasked frame must report a zero mask");
 	/* A server requires client frames to be masked (§5.1). */
 	assert_protocol_error(f, sizeof f, 0, true);
 }
@@ -75,18 +93,18 @@ Test(ws_frame, rfc_single_frame_masked_text)
 	uint8_t f[] = { 0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58 };
 	struct ws_frame_hdr h;
 	struct ws_err err;
-	cr_assert_eq(decode(f, sizeof f, 0, true, &h, &err), 6);
-	cr_assert(h.fin);
-	cr_assert_eq(h.opcode, WS_OP_TEXT);
-	cr_assert(h.masked);
-	cr_assert_arr_eq(h.mask, MASK, 4);
-	cr_assert_eq(h.len, 5);
-	cr_assert_eq(h.hdr_len, 6);
-	cr_assert_eq(ws_mask(f + 6, 5, h.mask, 0), 1);
-	cr_assert_arr_eq(f + 6, "Hello", 5);
+	EXPECT_EQ(decode(f, sizeof f, 0, true, &h, &err), 6);
+	EXPECT(h.fin);
+	EXPECT_EQ(h.opcode, WS_OP_TEXT);
+	EXPECT(h.masked);
+	EXPECT_ARR_EQ(h.mask, MASK, 4);
+	EXPECT_EQ(h.len, 5);
+	EXPECT_EQ(h.hdr_len, 6);
+	EXPECT_EQ(ws_mask(f + 6, 5, h.mask, 0), 1);
+	EXPECT_ARR_EQ(f + 6, "Hello", 5);
 	assert_prefixes_need_more(f, 6, 0, true);
 	/* The header alone (no payload yet) is already complete. */
-	cr_assert_eq(decode(f, 6, 0, true, &h, &err), 6);
+	EXPECT_EQ(decode(f, 6, 0, true, &h, &err), 6);
 }
 
 Test(ws_frame, rfc_fragmented_unmasked_text)
@@ -95,14 +113,14 @@ Test(ws_frame, rfc_fragmented_unmasked_text)
 	uint8_t f2[] = { 0x80, 0x02, 'l', 'o' };
 	struct ws_frame_hdr h;
 	struct ws_err err;
-	cr_assert_eq(decode(f1, sizeof f1, 0, false, &h, &err), 2);
-	cr_assert_not(h.fin);
-	cr_assert_eq(h.opcode, WS_OP_TEXT);
-	cr_assert_eq(h.len, 3);
-	cr_assert_eq(decode(f2, sizeof f2, 0, false, &h, &err), 2);
-	cr_assert(h.fin);
-	cr_assert_eq(h.opcode, WS_OP_CONT);
-	cr_assert_eq(h.len, 2);
+	EXPECT_EQ(decode(f1, sizeof f1, 0, false, &h, &err), 2);
+	EXPECT_NOT(h.fin);
+	EXPECT_EQ(h.opcode, WS_OP_TEXT);
+	EXPECT_EQ(h.len, 3);
+	EXPECT_EQ(decode(f2, sizeof f2, 0, false, &h, &err), 2);
+	EXPECT(h.fin);
+	EXPECT_EQ(h.opcode, WS_OP_CONT);
+	EXPECT_EQ(h.len, 2);
 }
 
 Test(ws_frame, rfc_ping_and_masked_pong)
@@ -111,15 +129,15 @@ Test(ws_frame, rfc_ping_and_masked_pong)
 	uint8_t pong[] = { 0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58 };
 	struct ws_frame_hdr h;
 	struct ws_err err;
-	cr_assert_eq(decode(ping, sizeof ping, 0, false, &h, &err), 2);
-	cr_assert(h.fin);
-	cr_assert_eq(h.opcode, WS_OP_PING);
-	cr_assert_eq(h.len, 5);
-	cr_assert_eq(decode(pong, sizeof pong, 0, true, &h, &err), 6);
-	cr_assert_eq(h.opcode, WS_OP_PONG);
-	cr_assert_eq(h.len, 5);
+	EXPECT_EQ(decode(ping, sizeof ping, 0, false, &h, &err), 2);
+	EXPECT(h.fin);
+	EXPECT_EQ(h.opcode, WS_OP_PING);
+	EXPECT_EQ(h.len, 5);
+	EXPECT_EQ(decode(pong, sizeof pong, 0, true, &h, &err), 6);
+	EXPECT_EQ(h.opcode, WS_OP_PONG);
+	EXPECT_EQ(h.len, 5);
 	ws_mask(pong + 6, 5, h.mask, 0);
-	cr_assert_arr_eq(pong + 6, "Hello", 5);
+	EXPECT_ARR_EQ(pong + 6, "Hello", 5);
 }
 
 Test(ws_frame, rfc_256_bytes_binary)
@@ -127,14 +145,14 @@ Test(ws_frame, rfc_256_bytes_binary)
 	uint8_t f[] = { 0x82, 0x7E, 0x01, 0x00 };
 	struct ws_frame_hdr h;
 	struct ws_err err;
-	cr_assert_eq(decode(f, sizeof f, 0, false, &h, &err), 4);
-	cr_assert_eq(h.opcode, WS_OP_BINARY);
-	cr_assert_eq(h.len, 256);
-	cr_assert_eq(h.hdr_len, 4);
+	EXPECT_EQ(decode(f, sizeof f, 0, false, &h, &err), 4);
+	EXPECT_EQ(h.opcode, WS_OP_BINARY);
+	EXPECT_EQ(h.len, 256);
+	EXPECT_EQ(h.hdr_len, 4);
 	assert_prefixes_need_more(f, sizeof f, 0, false);
 	uint8_t out[WS_MAX_HEADER];
-	cr_assert_eq(ws_frame_encode_header(out, true, 0, WS_OP_BINARY, 256, NULL), 4);
-	cr_assert_arr_eq(out, f, 4);
+	EXPECT_EQ(ws_frame_encode_header(out, true, 0, WS_OP_BINARY, 256, NULL), 4);
+	EXPECT_ARR_EQ(out, f, 4);
 }
 
 Test(ws_frame, rfc_64k_binary)
@@ -142,14 +160,14 @@ Test(ws_frame, rfc_64k_binary)
 	uint8_t f[] = { 0x82, 0x7F, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00 };
 	struct ws_frame_hdr h;
 	struct ws_err err;
-	cr_assert_eq(decode(f, sizeof f, 0, false, &h, &err), 10);
-	cr_assert_eq(h.opcode, WS_OP_BINARY);
-	cr_assert_eq(h.len, 65536);
-	cr_assert_eq(h.hdr_len, 10);
+	EXPECT_EQ(decode(f, sizeof f, 0, false, &h, &err), 10);
+	EXPECT_EQ(h.opcode, WS_OP_BINARY);
+	EXPECT_EQ(h.len, 65536);
+	EXPECT_EQ(h.hdr_len, 10);
 	assert_prefixes_need_more(f, sizeof f, 0, false);
 	uint8_t out[WS_MAX_HEADER];
-	cr_assert_eq(ws_frame_encode_header(out, true, 0, WS_OP_BINARY, 65536, NULL), 10);
-	cr_assert_arr_eq(out, f, 10);
+	EXPECT_EQ(ws_frame_encode_header(out, true, 0, WS_OP_BINARY, 65536, NULL), 10);
+	EXPECT_ARR_EQ(out, f, 10);
 }
 
 /* ---- length encodings and round trips --------------------------------- */
@@ -169,43 +187,43 @@ Test(ws_frame, encode_length_encodings)
 {
 	uint8_t out[WS_MAX_HEADER];
 	/* 125: one byte; 126 and 65535: 16-bit; 65536: 64-bit. */
-	cr_assert_eq(ws_frame_encode_header(out, true, 0, WS_OP_TEXT, 125, NULL), 2);
-	cr_assert_eq(out[1], 125);
-	cr_assert_eq(ws_frame_encode_header(out, true, 0, WS_OP_TEXT, 126, NULL), 4);
-	cr_assert_eq(out[1], 126);
-	cr_assert_eq(out[2], 0x00);
-	cr_assert_eq(out[3], 126);
-	cr_assert_eq(ws_frame_encode_header(out, true, 0, WS_OP_TEXT, 65535, NULL), 4);
-	cr_assert_eq(out[2], 0xFF);
-	cr_assert_eq(out[3], 0xFF);
-	cr_assert_eq(ws_frame_encode_header(out, true, 0, WS_OP_TEXT, 65536, NULL), 10);
-	cr_assert_eq(out[1], 127);
+	EXPECT_EQ(ws_frame_encode_header(out, true, 0, WS_OP_TEXT, 125, NULL), 2);
+	EXPECT_EQ(out[1], 125);
+	EXPECT_EQ(ws_frame_encode_header(out, true, 0, WS_OP_TEXT, 126, NULL), 4);
+	EXPECT_EQ(out[1], 126);
+	EXPECT_EQ(out[2], 0x00);
+	EXPECT_EQ(out[3], 126);
+	EXPECT_EQ(ws_frame_encode_header(out, true, 0, WS_OP_TEXT, 65535, NULL), 4);
+	EXPECT_EQ(out[2], 0xFF);
+	EXPECT_EQ(out[3], 0xFF);
+	EXPECT_EQ(ws_frame_encode_header(out, true, 0, WS_OP_TEXT, 65536, NULL), 10);
+	EXPECT_EQ(out[1], 127);
 	uint8_t be[8] = { 0, 0, 0, 0, 0, 1, 0, 0 };
-	cr_assert_arr_eq(out + 2, be, 8);
-	cr_assert_eq(ws_frame_encode_header(out, true, 0, WS_OP_TEXT, 0x0102030405060708ULL, NULL), 10);
+	EXPECT_ARR_EQ(out + 2, be, 8);
+	EXPECT_EQ(ws_frame_encode_header(out, true, 0, WS_OP_TEXT, 0x0102030405060708ULL, NULL), 10);
 	uint8_t be2[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
-	cr_assert_arr_eq(out + 2, be2, 8);
-	cr_assert_eq(ws_frame_encode_header(out, true, 0, WS_OP_TEXT, 0, NULL), 2);
-	cr_assert_eq(out[0], 0x81);
-	cr_assert_eq(out[1], 0x00);
+	EXPECT_ARR_EQ(out + 2, be2, 8);
+	EXPECT_EQ(ws_frame_encode_header(out, true, 0, WS_OP_TEXT, 0, NULL), 2);
+	EXPECT_EQ(out[0], 0x81);
+	EXPECT_EQ(out[1], 0x00);
 }
 
 Test(ws_frame, encode_first_byte_bits)
 {
 	uint8_t out[WS_MAX_HEADER];
 	ws_frame_encode_header(out, false, 0, WS_OP_BINARY, 3, NULL);
-	cr_assert_eq(out[0], 0x02);
+	EXPECT_EQ(out[0], 0x02);
 	ws_frame_encode_header(out, true, WS_RSV1, WS_OP_TEXT, 3, NULL);
-	cr_assert_eq(out[0], 0xC1);
+	EXPECT_EQ(out[0], 0xC1);
 	ws_frame_encode_header(out, true, 0, WS_OP_CLOSE, 2, NULL);
-	cr_assert_eq(out[0], 0x88);
+	EXPECT_EQ(out[0], 0x88);
 	ws_frame_encode_header(out, false, 0, WS_OP_CONT, 2, NULL);
-	cr_assert_eq(out[0], 0x00);
+	EXPECT_EQ(out[0], 0x00);
 	/* Bits outside the RSV and opcode fields are not smuggled in. */
 	ws_frame_encode_header(out, true, 0xFF, 0xFF, 2, NULL);
-	cr_assert_eq(out[0], 0xFF);
+	EXPECT_EQ(out[0], 0xFF);
 	ws_frame_encode_header(out, false, 0x80, 0x1F, 2, NULL);
-	cr_assert_eq(out[0], 0x0F);
+	EXPECT_EQ(out[0], 0x0F);
 }
 
 Test(ws_frame, encode_decode_round_trip_every_length)
@@ -217,21 +235,21 @@ Test(ws_frame, encode_decode_round_trip_every_length)
 			memset(out, 0xEE, sizeof out);
 			size_t n = ws_frame_encode_header(out, true, 0, WS_OP_BINARY, len,
 							  masked ? MASK : NULL);
-			cr_assert_eq(n, expected_hdr_len(len, masked), "len %llu masked %d",
+			EXPECT_EQ(n, expected_hdr_len(len, masked), "len %llu masked %d",
 				     (unsigned long long)len, masked);
-			cr_assert_eq(out[n], 0xEE, "encoder wrote past the header");
-			cr_assert_eq(out[1] & 0x80, masked ? 0x80 : 0);
+			EXPECT_EQ(out[n], 0xEE, "encoder wrote past the header");
+			EXPECT_EQ(out[1] & 0x80, masked ? 0x80 : 0);
 			struct ws_frame_hdr h;
 			struct ws_err err;
-			cr_assert_eq(decode(out, n, 0, masked, &h, &err), (int)n,
+			EXPECT_EQ(decode(out, n, 0, masked, &h, &err), (int)n,
 				     "len %llu masked %d: %s", (unsigned long long)len, masked, err.reason);
-			cr_assert_eq(h.len, len);
-			cr_assert_eq(h.hdr_len, n);
-			cr_assert_eq(h.masked, (bool)masked);
-			cr_assert(h.fin);
-			cr_assert_eq(h.opcode, WS_OP_BINARY);
+			EXPECT_EQ(h.len, len);
+			EXPECT_EQ(h.hdr_len, n);
+			EXPECT_EQ(h.masked, (bool)masked);
+			EXPECT(h.fin);
+			EXPECT_EQ(h.opcode, WS_OP_BINARY);
 			if (masked)
-				cr_assert_arr_eq(h.mask, MASK, 4);
+				EXPECT_ARR_EQ(h.mask, MASK, 4);
 			assert_prefixes_need_more(out, n, 0, masked);
 		}
 	}
@@ -245,9 +263,9 @@ Test(ws_frame, decode_all_data_and_control_opcodes)
 		size_t n = ws_frame_encode_header(out, true, 0, ops[i], 125, MASK);
 		struct ws_frame_hdr h;
 		struct ws_err err;
-		cr_assert_eq(decode(out, n, 0, true, &h, &err), (int)n, "opcode %u", ops[i]);
-		cr_assert_eq(h.opcode, ops[i]);
-		cr_assert_eq(ws_opcode_is_control(ops[i]), ops[i] >= 8);
+		EXPECT_EQ(decode(out, n, 0, true, &h, &err), (int)n, "opcode %u", ops[i]);
+		EXPECT_EQ(h.opcode, ops[i]);
+		EXPECT_EQ(ws_opcode_is_control(ops[i]), ops[i] >= 8);
 	}
 }
 
@@ -256,9 +274,9 @@ Test(ws_frame, rsv1_allowed_on_data_frames_when_negotiated)
 	uint8_t f[] = { 0xC1, 0x80, 1, 2, 3, 4 };
 	struct ws_frame_hdr h;
 	struct ws_err err;
-	cr_assert_eq(decode(f, sizeof f, WS_RSV1, true, &h, &err), 6);
-	cr_assert_eq(h.rsv, WS_RSV1);
-	cr_assert_eq(h.len, 0);
+	EXPECT_EQ(decode(f, sizeof f, WS_RSV1, true, &h, &err), 6);
+	EXPECT_EQ(h.rsv, WS_RSV1);
+	EXPECT_EQ(h.len, 0);
 	/* Without the extension the same header is refused. */
 	assert_protocol_error(f, sizeof f, 0, true);
 }
@@ -279,8 +297,8 @@ Test(ws_frame, reserved_bits_refused)
 	uint8_t f[] = { 0xA1, 0x80 };
 	struct ws_frame_hdr h;
 	struct ws_err err;
-	cr_assert_eq(decode(f, 2, 0, true, &h, &err), -1);
-	cr_assert_eq(err.code, 1002);
+	EXPECT_EQ(decode(f, 2, 0, true, &h, &err), -1);
+	EXPECT_EQ(err.code, 1002);
 }
 
 Test(ws_frame, reserved_opcodes_refused)
@@ -293,7 +311,7 @@ Test(ws_frame, reserved_opcodes_refused)
 			assert_protocol_error(f, sizeof f, WS_RSV1, false);
 			struct ws_frame_hdr h;
 			struct ws_err err;
-			cr_assert_eq(decode(f, 2, 0, true, &h, &err), -1, "opcode %x", ops[i]);
+			EXPECT_EQ(decode(f, 2, 0, true, &h, &err), -1, "opcode %x", ops[i]);
 		}
 	}
 }
@@ -320,8 +338,8 @@ Test(ws_frame, control_frame_over_125_refused)
 		uint8_t ok[] = { (uint8_t)(0x80 | ops[i]), 0xFD, 1, 2, 3, 4 };
 		struct ws_frame_hdr h;
 		struct ws_err err;
-		cr_assert_eq(decode(ok, sizeof ok, 0, true, &h, &err), 6);
-		cr_assert_eq(h.len, 125);
+		EXPECT_EQ(decode(ok, sizeof ok, 0, true, &h, &err), 6);
+		EXPECT_EQ(h.len, 125);
 	}
 }
 
@@ -342,7 +360,7 @@ Test(ws_frame, unmasked_client_frame_refused)
 	/* The client side accepts unmasked server frames. */
 	struct ws_frame_hdr h;
 	struct ws_err err;
-	cr_assert_eq(decode(text, sizeof text, 0, false, &h, &err), 2);
+	EXPECT_EQ(decode(text, sizeof text, 0, false, &h, &err), 2);
 }
 
 Test(ws_frame, non_minimal_16bit_length_refused)
@@ -354,13 +372,13 @@ Test(ws_frame, non_minimal_16bit_length_refused)
 		/* Undecidable until the length bytes are in. */
 		struct ws_frame_hdr h;
 		struct ws_err err;
-		cr_assert_eq(decode(f, 3, 0, true, &h, &err), 0);
+		EXPECT_EQ(decode(f, 3, 0, true, &h, &err), 0);
 	}
 	uint8_t ok[] = { 0x82, 0xFE, 0x00, 0x7E, 1, 2, 3, 4 };
 	struct ws_frame_hdr h;
 	struct ws_err err;
-	cr_assert_eq(decode(ok, sizeof ok, 0, true, &h, &err), 8);
-	cr_assert_eq(h.len, 126);
+	EXPECT_EQ(decode(ok, sizeof ok, 0, true, &h, &err), 8);
+	EXPECT_EQ(h.len, 126);
 }
 
 Test(ws_frame, non_minimal_64bit_length_refused)
@@ -385,8 +403,8 @@ Test(ws_frame, length_with_msb_set_refused)
 	uint8_t ok[] = { 0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4 };
 	struct ws_frame_hdr h;
 	struct ws_err err;
-	cr_assert_eq(decode(ok, sizeof ok, 0, true, &h, &err), 14);
-	cr_assert_eq(h.len, 0x7FFFFFFFFFFFFFFFULL);
+	EXPECT_EQ(decode(ok, sizeof ok, 0, true, &h, &err), 14);
+	EXPECT_EQ(h.len, 0x7FFFFFFFFFFFFFFFULL);
 }
 
 Test(ws_frame, empty_and_one_byte_input_need_more)
@@ -394,8 +412,8 @@ Test(ws_frame, empty_and_one_byte_input_need_more)
 	uint8_t f[] = { 0xFF };
 	struct ws_frame_hdr h;
 	struct ws_err err;
-	cr_assert_eq(decode(f, 0, 0, true, &h, &err), 0);
-	cr_assert_eq(decode(f, 1, 0, true, &h, &err), 0);
+	EXPECT_EQ(decode(f, 0, 0, true, &h, &err), 0);
+	EXPECT_EQ(decode(f, 1, 0, true, &h, &err), 0);
 }
 
 /* ---- masking ------------------------------------------------------------ */
@@ -419,13 +437,13 @@ static void check_mask(size_t n, unsigned off, size_t align, const uint8_t m[4])
 {
 	size_t total = n + 32;
 	uint8_t *a = malloc(total), *b = malloc(total);
-	cr_assert(a && b);
+	EXPECT(a && b);
 	fill_random(a, total, (unsigned)(n * 7 + off * 3 + align));
 	memcpy(b, a, total);
 	unsigned next = ws_mask(a + 8 + align, n, m, off);
 	naive_mask(b + 8 + align, n, m, off);
-	cr_assert_eq(next, (off + n) & 3, "n %zu off %u: next offset", n, off);
-	cr_assert_eq(memcmp(a, b, total), 0, "n %zu off %u align %zu differs", n, off, align);
+	EXPECT_EQ(next, (off + n) & 3, "n %zu off %u: next offset", n, off);
+	EXPECT_EQ(memcmp(a, b, total), 0, "n %zu off %u align %zu differs", n, off, align);
 	free(a);
 	free(b);
 }
@@ -455,11 +473,11 @@ Test(ws_frame, mask_zero_is_identity_and_twice_restores)
 	memcpy(data, orig, sizeof data);
 	const uint8_t zero[4] = { 0 };
 	ws_mask(data, sizeof data, zero, 2);
-	cr_assert_arr_eq(data, orig, sizeof data);
+	EXPECT_ARR_EQ(data, orig, sizeof data);
 	ws_mask(data, sizeof data, MASK, 1);
-	cr_assert_neq(memcmp(data, orig, sizeof data), 0);
+	EXPECT_NEQ(memcmp(data, orig, sizeof data), 0);
 	ws_mask(data, sizeof data, MASK, 1);
-	cr_assert_arr_eq(data, orig, sizeof data);
+	EXPECT_ARR_EQ(data, orig, sizeof data);
 }
 
 Test(ws_frame, mask_in_pieces_equals_one_shot)
@@ -474,7 +492,7 @@ Test(ws_frame, mask_in_pieces_equals_one_shot)
 		uint8_t work[N];
 		memcpy(work, pieces, N);
 		unsigned off = ws_mask(work, first, MASK, 0);
-		cr_assert_eq(off, first & 3);
+		EXPECT_EQ(off, first & 3);
 		size_t pos = first, step = 1;
 		while (pos < N) {
 			size_t take = step < N - pos ? step : N - pos;
@@ -482,8 +500,8 @@ Test(ws_frame, mask_in_pieces_equals_one_shot)
 			pos += take;
 			step = step * 3 % 37 + 1;
 		}
-		cr_assert_eq(off, N & 3);
-		cr_assert_arr_eq(work, whole, N, "first piece %zu", first);
+		EXPECT_EQ(off, N & 3);
+		EXPECT_ARR_EQ(work, whole, N, "first piece %zu", first);
 	}
 }
 
@@ -493,8 +511,8 @@ Test(ws_frame, mask_rfc_hello_byte_by_byte)
 	unsigned off = 0;
 	for (size_t i = 0; i < sizeof p; i++)
 		off = ws_mask(p + i, 1, MASK, off);
-	cr_assert_arr_eq(p, "Hello", 5);
-	cr_assert_eq(off, 1);
+	EXPECT_ARR_EQ(p, "Hello", 5);
+	EXPECT_EQ(off, 1);
 }
 
 /* ---- close codes --------------------------------------------------------- */
@@ -504,12 +522,12 @@ Test(ws_frame, close_code_valid_table)
 	for (unsigned c = 0; c <= 65535; c++) {
 		bool expect = (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1014) ||
 			      (c >= 3000 && c <= 4999);
-		cr_assert_eq(ws_close_code_valid((uint16_t)c), expect, "code %u", c);
+		EXPECT_EQ(ws_close_code_valid((uint16_t)c), expect, "code %u", c);
 	}
 	const uint16_t bad[] = { 0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535 };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-		cr_assert_not(ws_close_code_valid(bad[i]), "code %u", bad[i]);
+		EXPECT_NOT(ws_close_code_valid(bad[i]), "code %u", bad[i]);
 	const uint16_t good[] = { 1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4000, 4999 };
 	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-		cr_assert(ws_close_code_valid(good[i]), "code %u", good[i]);
+		EXPECT(ws_close_code_valid(good[i]), "code %u", good[i]);
 }
