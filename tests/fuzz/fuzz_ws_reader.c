@@ -80,10 +80,9 @@ static int on_message(void *ud, uint8_t opcode, bool compressed, uint8_t *data, 
 	CHECK(!compressed || (r->s->rsv_allowed & WS_RSV1), "compressed message without RSV1 negotiated");
 	CHECK(len <= r->s->max_payload, "message of %zu bytes, max_payload %llu", len,
 	      (unsigned long long)r->s->max_payload);
-	CHECK_KNOWN("reader-null-data", data, "on_message with data NULL (%zu bytes)", len);
-	if (!data && len == 0)
-		data = (uint8_t *)"";
-	CHECK(data, "NULL data for %zu bytes", len);
+	/* Never NULL, even when empty: a handler may pass it to memchr or
+	 * memcpy, for which NULL is undefined even with a length of 0. */
+	CHECK(data, "on_message with data NULL (%zu bytes)", len);
 	if (opcode == WS_OP_TEXT && !compressed)
 		CHECK(ws_utf8_valid(data, len) && ref_utf8_valid(data, len),
 		      "text message of %zu bytes is not valid UTF-8", len);
@@ -109,7 +108,7 @@ static int on_control(void *ud, uint8_t opcode, uint8_t *data, size_t len)
 	CHECK(opcode == WS_OP_CLOSE || opcode == WS_OP_PING || opcode == WS_OP_PONG,
 	      "control frame with opcode %u", opcode);
 	CHECK(len <= WS_MAX_CONTROL, "control payload of %zu bytes", len);
-	CHECK(data || len == 0, "NULL data for %zu bytes", len);
+	CHECK(data, "on_control with data NULL (%zu bytes)", len);
 	if (opcode == WS_OP_CLOSE)
 		CHECK(close_payload_ok(data, len), "invalid close payload of %zu bytes delivered", len);
 	add_event(r->o, 1, opcode, false, data, len);
