@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -131,6 +132,45 @@ int server_reload(const struct server_paths *paths)
 	return 0;
 }
 
+static int watch_open(const char *conf_dir, const char *plugin_dir)
+{
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0) {
+		log_warn("watch: inotify unavailable (%s); reload with SIGHUP", strerror(errno));
+		return -1;
+	}
+	uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE;
+	const char *dirs[2] = { conf_dir, plugin_dir };
+	for (int i = 0; i < 2; i++) {
+		if (inotify_add_watch(fd, dirs[i], mask) < 0)
+			log_warn("watch: cannot watch %s: %s", dirs[i], strerror(errno));
+		else
+			log_info("watching %s for changes", dirs[i]);
+	}
+	return fd;
+}
+
+/* Drains inotify events; returns true once changes have been quiet for a
+ * moment (a deploy copies and renames several files: reload once, after
+ * the last of them). */
+static bool watch_due(int fd, uint64_t *changed_ms)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool seen = false;
+	while (read(fd, buf, sizeof buf) > 0)
+		seen = true;
+	uint64_t now = server_now_ms();
+	if (seen) {
+		*changed_ms = now;
+		return false;
+	}
+	if (*changed_ms && now - *changed_ms >= 300) {
+		*changed_ms = 0;
+		return true;
+	}
+	return false;
+}
+
 static void write_pid_file(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -195,6 +235,11 @@ int server_run(const struct conf *conf, const struct server_paths *paths)
 		}
 	}
 
+	/* watch = yes: reload when conf.d or the plugin directory changes. */
+	const char *plugin_dir = conf->plugin_dir ? conf->plugin_dir : paths->plugin_dir;
+	int watch_fd = conf->watch ? watch_open(paths->conf_dir, plugin_dir) : -1;
+	uint64_t watch_changed_ms = 0;
+
 	bool stopping = status != 0;
 	while (!stopping) {
 		/* Wake up regularly to shut down plugin instances that their last
@@ -202,6 +247,10 @@ int server_run(const struct conf *conf, const struct server_paths *paths)
 		struct timespec tick = { 0, 100 * 1000 * 1000 };
 		int sig = sigtimedwait(&set, NULL, &tick);
 		plugin_host_reap_retired();
+		if (watch_fd >= 0 && watch_due(watch_fd, &watch_changed_ms)) {
+			log_info("change in %s or %s: reloading (watch = yes)", paths->conf_dir, plugin_dir);
+			server_reload(paths);
+		}
 		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
@@ -225,6 +274,8 @@ int server_run(const struct conf *conf, const struct server_paths *paths)
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(srv->workers[i].thread, NULL);
 	plugin_host_set_server(NULL);
+	if (watch_fd >= 0)
+		close(watch_fd);
 	log_info("stopped: %llu connections served",
 		 (unsigned long long)atomic_load(&srv->stats.connections_accepted));
 	if (conf->pid_file)
