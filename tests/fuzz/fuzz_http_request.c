@@ -13,7 +13,8 @@
  *    error on a prefix stays an error), as when a head arrives in pieces;
  *  - tighter limits never turn an error into success or move the head;
  *  - the handshake answers 101 only to a valid upgrade, with the RFC's
- *    accept key and a subprotocol the client offered.
+ *    accept key and our most preferred subprotocol among those the client
+ *    offered (compared exactly).
  */
 #include <string.h>
 #include <strings.h>
@@ -44,8 +45,9 @@ static size_t count(const struct http_request *req, const char *name)
 }
 
 /* Reference for http_list_has_token: split on ',', trim blanks, compare
- * case-insensitively. */
-static bool ref_has_token(struct http_str list, const char *token)
+ * case-insensitively, or exactly for subprotocols (RFC 6455 §4.1: the
+ * client checks the answer against the exact strings it offered). */
+static bool ref_has_token(struct http_str list, const char *token, bool exact)
 {
 	size_t tn = strlen(token), i = 0;
 	while (i <= list.n) {
@@ -57,7 +59,8 @@ static bool ref_has_token(struct http_str list, const char *token)
 			a++;
 		while (b > a && (list.p[b - 1] == ' ' || list.p[b - 1] == '\t'))
 			b--;
-		if (b - a == tn && tn && strncasecmp(list.p + a, token, tn) == 0)
+		if (b - a == tn && tn &&
+		    (exact ? memcmp(list.p + a, token, tn) : strncasecmp(list.p + a, token, tn)) == 0)
 			return true;
 		i = j + 1;
 	}
@@ -209,7 +212,7 @@ static void check_handshake(const struct http_request *req, bool require)
 	for (size_t k = 0; k < 3 && !want; k++)
 		for (size_t i = 0; i < req->nheaders && !want; i++)
 			if (str_ieq(req->headers[i].name, "Sec-WebSocket-Protocol") &&
-			    ref_has_token(req->headers[i].value, protos[k]))
+			    ref_has_token(req->headers[i].value, protos[k], true))
 				want = protos[k];
 	CHECK(res.subprotocol == want, "subprotocol %s, expected %s",
 	      res.subprotocol ? res.subprotocol : "(none)", want ? want : "(none)");
@@ -218,7 +221,7 @@ static void check_handshake(const struct http_request *req, bool require)
 	for (size_t i = 0; i < req->nheaders; i++)
 		for (size_t k = 0; k < sizeof tokens / sizeof tokens[0]; k++)
 			CHECK(http_list_has_token(req->headers[i].value, tokens[k]) ==
-			      ref_has_token(req->headers[i].value, tokens[k]),
+			      ref_has_token(req->headers[i].value, tokens[k], false),
 			      "http_list_has_token('%.*s', '%s')", (int)req->headers[i].value.n,
 			      req->headers[i].value.p, tokens[k]);
 }
