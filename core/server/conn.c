@@ -60,6 +60,12 @@ static int rbuf_take(struct conn *c)
 	return 0;
 }
 
+void conn_thread_cleanup(void)
+{
+	while (rbuf_ncache)
+		free(rbuf_cache[--rbuf_ncache]);
+}
+
 static void rbuf_give_back(struct conn *c)
 {
 	if (!c->rbuf.data)
@@ -171,8 +177,10 @@ static void queue_close_frame(struct conn *c, uint16_t code, const char *reason)
 		size_t rl = reason ? strlen(reason) : 0;
 		if (rl > WS_MAX_CONTROL - 2)
 			rl = WS_MAX_CONTROL - 2;
-		/* Our reasons are ASCII, so truncation cannot split a character. */
-		memcpy(pl + 2, reason, rl);
+		/* Our reasons are ASCII, so truncation cannot split a character.
+		 * (No memcpy from a NULL reason, even of 0 bytes: that is UB.) */
+		if (rl)
+			memcpy(pl + 2, reason, rl);
 		n += rl;
 	}
 	if (queue_frame(c, true, WS_OP_CLOSE, pl, n) < 0)

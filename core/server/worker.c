@@ -444,5 +444,6 @@ void *worker_main(void *arg)
 	w->idmap_cap = 0;
 	tls_worker = NULL;
 	outq_thread_cleanup();
+	conn_thread_cleanup();
 	return NULL;
 }

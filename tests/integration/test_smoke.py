@@ -30,6 +30,7 @@ def test_sigterm_exits_zero_and_closes_clients_with_1001():
         c.expect_eof()
         assert s.proc.wait(timeout=10) == 0
         assert "SIGTERM received" in s.logtext()
+        assert not s.problems(s.proc.returncode), s.problems(s.proc.returncode)
     finally:
         s.stop()
         s.log.close()
