@@ -19,7 +19,7 @@ test-deps:
 
 build: deps
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMBGW_TESTS=OFF >/dev/null
-	cmake --build build -j$(JOBS) --target mbgw
+	cmake --build build -j$(JOBS)
 
 run: build
 	./build/mbgw -c $(CONF)
