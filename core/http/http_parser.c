@@ -111,25 +111,33 @@ ssize_t http_parse_request(const char *buf, size_t len, const struct http_limits
 		start = 2;
 
 	size_t head = find_head_end(buf, scan);
-	if (!head) {
-		if (len >= lim->max_head)
-			return fail(err, 431, "Request header fields too large");
-		/* Refuse obvious garbage early instead of waiting for a timeout:
-		 * the first byte of a request line is a token character. */
-		if (len > start && !is_tchar((unsigned char)buf[start]))
-			return fail(err, 400, "Malformed request line");
-		return 0;
-	}
 
-	/* Bare CR, bare LF and NUL anywhere in the head are refused. */
-	for (size_t i = 0; i < head; i++) {
+	/* Bare CR, bare LF and NUL anywhere in the head are refused, also
+	 * while the head is still incomplete: a client that ends its lines
+	 * with LF alone would otherwise never see its CRLFCRLF and only get
+	 * an answer at the size limit or the timeout. A CR that is the last
+	 * byte so far may still be followed by its LF. */
+	size_t upto = head ? head : scan;
+	for (size_t i = 0; i < upto; i++) {
 		char c = buf[i];
-		if (c == '\r' && (i + 1 >= head || buf[i + 1] != '\n'))
+		if (c == '\r' && i + 1 < upto && buf[i + 1] != '\n')
 			return fail(err, 400, "Bare CR in request head");
 		if (c == '\n' && (i == 0 || buf[i - 1] != '\r'))
 			return fail(err, 400, "Bare LF in request head");
 		if (c == '\0')
 			return fail(err, 400, "NUL byte in request head");
+	}
+
+	if (!head) {
+		if (len >= lim->max_head)
+			return fail(err, 431, "Request header fields too large");
+		/* Refuse obvious garbage early instead of waiting for a timeout:
+		 * the first byte of a request line is a token character (or the
+		 * CR of an empty line before it). */
+		if (len > start && !is_tchar((unsigned char)buf[start]) &&
+		    !(start == 0 && buf[0] == '\r'))
+			return fail(err, 400, "Malformed request line");
+		return 0;
 	}
 
 	const char *p = buf + start, *end = buf + head - 2; /* before final CRLF */
@@ -172,23 +180,31 @@ ssize_t http_parse_request(const char *buf, size_t len, const struct http_limits
 		p = eol + 2;
 	}
 
-	/* Smuggling guards: exactly one Host, no body framing ambiguity. */
-	if (req->minor_version == 1 && http_count_headers(req, "Host") != 1)
-		return fail(err, 400, http_count_headers(req, "Host") ? "Duplicate Host header"
-								       : "Missing Host header");
+	/* Smuggling guards: exactly one Host (RFC 9112 §3.2: HTTP/1.0 may omit
+	 * it, but no request may carry two), no body framing ambiguity. */
+	size_t nhost = http_count_headers(req, "Host");
+	if (nhost > 1)
+		return fail(err, 400, "Duplicate Host header");
+	if (nhost == 0 && req->minor_version == 1)
+		return fail(err, 400, "Missing Host header");
 	if (http_find_header(req, "Transfer-Encoding"))
 		return fail(err, 501, "Request bodies are not supported (Transfer-Encoding)");
 	size_t ncl = http_count_headers(req, "Content-Length");
 	if (ncl > 1)
 		return fail(err, 400, "Duplicate Content-Length header");
 	if (ncl == 1) {
+		/* RFC 9110 §8.6: 1*DIGIT. Any spelling of zero is no body. */
 		const struct http_header *cl = http_find_header(req, "Content-Length");
-		if (!http_str_eq(cl->value, "0")) {
-			for (size_t i = 0; i < cl->value.n; i++)
-				if (cl->value.p[i] < '0' || cl->value.p[i] > '9')
-					return fail(err, 400, "Invalid Content-Length");
-			return fail(err, 413, "Request bodies are not supported");
+		bool zero = true;
+		if (cl->value.n == 0)
+			return fail(err, 400, "Invalid Content-Length");
+		for (size_t i = 0; i < cl->value.n; i++) {
+			if (cl->value.p[i] < '0' || cl->value.p[i] > '9')
+				return fail(err, 400, "Invalid Content-Length");
+			zero &= cl->value.p[i] == '0';
 		}
+		if (!zero)
+			return fail(err, 413, "Request bodies are not supported");
 	}
 	return (ssize_t)head;
 }
