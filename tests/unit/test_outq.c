@@ -1,0 +1,314 @@
+/* test_outq — a connection's write queue (core/server/outq).
+ *
+ * Appends and reserve/commit extend the connection's own tail blob, shared
+ * (broadcast) blobs are referenced, never written into, and released when
+ * the last queue is done with them; outq_iov gathers the queue in order
+ * and outq_consume drops written bytes from the head, also mid-segment and
+ * across a wrapped ring.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/outq.h"
+
+static void cleanup(void)
+{
+	outq_thread_cleanup();
+}
+
+TestSuite(outq, .fini = cleanup);
+
+static unsigned refs(struct blob *b)
+{
+	return atomic_load(&b->refs);
+}
+
+/* Gathers the whole queue and compares it with `want`; also checks that
+ * q->bytes is the sum of the iovecs. Returns the number of iovecs. */
+static int assert_queue(const struct outq *q, const void *want, size_t n)
+{
+	struct iovec iov[1024];
+	int k = outq_iov(q, iov, 1024);
+	cr_assert_geq(k, 0);
+	size_t total = 0;
+	for (int i = 0; i < k; i++) {
+		cr_assert_gt(iov[i].iov_len, 0, "iovec %d is empty", i);
+		cr_assert_leq(total + iov[i].iov_len, n, "queue longer than expected");
+		cr_assert_eq(memcmp((const uint8_t *)want + total, iov[i].iov_base, iov[i].iov_len), 0,
+			     "iovec %d differs", i);
+		total += iov[i].iov_len;
+	}
+	cr_assert_eq(total, n, "queue holds %zu bytes, expected %zu", total, n);
+	cr_assert_eq(q->bytes, n, "q->bytes %zu, expected %zu", q->bytes, n);
+	return k;
+}
+
+static struct blob *shared_blob(const char *text)
+{
+	size_t n = strlen(text);
+	struct blob *b = blob_new(n);
+	cr_assert_not_null(b);
+	cr_assert_geq(b->cap, n);
+	cr_assert_eq(refs(b), 1);
+	cr_assert_eq(b->len, 0);
+	memcpy(b->data, text, n);
+	b->len = n;
+	return b;
+}
+
+Test(outq, empty_queue)
+{
+	struct outq q = { 0 };
+	struct iovec iov[4];
+	cr_assert_eq(outq_iov(&q, iov, 4), 0);
+	cr_assert_eq(q.bytes, 0);
+	outq_consume(&q, 0);
+	outq_free(&q);
+	outq_free(&q);
+}
+
+Test(outq, append_extends_the_tail_blob)
+{
+	struct outq q = { 0 };
+	cr_assert_eq(outq_append(&q, "hello", 5), 0);
+	cr_assert_eq(outq_append(&q, " ", 1), 0);
+	cr_assert_eq(outq_append(&q, "world", 5), 0);
+	cr_assert_eq(assert_queue(&q, "hello world", 11), 1, "small appends share one blob");
+	cr_assert_eq(q.count, 1);
+	outq_free(&q);
+	cr_assert_eq(q.count, 0);
+	cr_assert_eq(q.bytes, 0);
+	cr_assert_null(q.segs);
+}
+
+Test(outq, reserve_and_commit)
+{
+	struct outq q = { 0 };
+	uint8_t *p = outq_reserve(&q, 100);
+	cr_assert_not_null(p);
+	memcpy(p, "abcd", 4);
+	outq_commit(&q, 4);
+	assert_queue(&q, "abcd", 4);
+	/* A reservation that is not used (commit 0) adds nothing. */
+	p = outq_reserve(&q, 50);
+	cr_assert_not_null(p);
+	outq_commit(&q, 0);
+	assert_queue(&q, "abcd", 4);
+	/* The next reservation continues right after the committed bytes. */
+	p = outq_reserve(&q, 10);
+	memcpy(p, "efgh", 4);
+	outq_commit(&q, 4);
+	cr_assert_eq(assert_queue(&q, "abcdefgh", 8), 1);
+	outq_free(&q);
+}
+
+Test(outq, reserve_on_empty_then_commit_zero)
+{
+	struct outq q = { 0 };
+	cr_assert_not_null(outq_reserve(&q, 8));
+	outq_commit(&q, 0);
+	assert_queue(&q, "", 0);
+	outq_consume(&q, 0);
+	cr_assert_eq(outq_append(&q, "x", 1), 0);
+	assert_queue(&q, "x", 1);
+	outq_free(&q);
+}
+
+Test(outq, large_appends)
+{
+	enum { N = 100000 };
+	uint8_t *big = malloc(N);
+	for (size_t i = 0; i < N; i++)
+		big[i] = (uint8_t)(i * 13);
+	struct outq q = { 0 };
+	cr_assert_eq(outq_append(&q, "head", 4), 0);
+	cr_assert_eq(outq_append(&q, big, N), 0);
+	cr_assert_eq(outq_append(&q, "tail", 4), 0);
+	uint8_t *want = malloc(N + 8);
+	memcpy(want, "head", 4);
+	memcpy(want + 4, big, N);
+	memcpy(want + 4 + N, "tail", 4);
+	assert_queue(&q, want, N + 8);
+	/* Many appends that cross blob boundaries. */
+	struct outq r = { 0 };
+	for (size_t off = 0; off < N; off += 999)
+		cr_assert_eq(outq_append(&r, big + off, off + 999 <= N ? 999 : N - off), 0);
+	assert_queue(&r, big, N);
+	outq_free(&q);
+	outq_free(&r);
+	free(big);
+	free(want);
+}
+
+Test(outq, shared_blob_refcounts)
+{
+	struct blob *b = shared_blob("broadcast!");
+	struct outq q1 = { 0 }, q2 = { 0 };
+	cr_assert_eq(outq_append_shared(&q1, b, 0, b->len), 0);
+	cr_assert_eq(refs(b), 2);
+	cr_assert_eq(outq_append_shared(&q2, b, 5, 5), 0);
+	cr_assert_eq(refs(b), 3);
+	assert_queue(&q1, "broadcast!", 10);
+	assert_queue(&q2, "cast!", 5);
+	blob_unref(b); /* the broadcaster is done with it */
+	cr_assert_eq(refs(b), 2);
+	outq_consume(&q1, 10);
+	cr_assert_eq(refs(b), 1, "a fully written segment drops its reference");
+	assert_queue(&q1, "", 0);
+	outq_consume(&q2, 2);
+	cr_assert_eq(refs(b), 1, "a partly written segment keeps it");
+	assert_queue(&q2, "st!", 3);
+	outq_free(&q2); /* last reference: freed (ASan checks) */
+	outq_free(&q1);
+}
+
+Test(outq, own_data_never_written_into_a_shared_blob)
+{
+	struct blob *b = shared_blob("shared");
+	size_t len_before = b->len;
+	struct outq q = { 0 };
+	cr_assert_eq(outq_append_shared(&q, b, 0, b->len), 0);
+	cr_assert_eq(outq_append(&q, "+own", 4), 0);
+	uint8_t *p = outq_reserve(&q, 3);
+	memcpy(p, "+rs", 3);
+	outq_commit(&q, 3);
+	cr_assert_eq(b->len, len_before, "shared blob grew");
+	cr_assert_eq(memcmp(b->data, "shared", 6), 0);
+	cr_assert_eq(assert_queue(&q, "shared+own+rs", 13), 2);
+	/* Another queue sharing the same blob still sees only its bytes. */
+	struct outq q2 = { 0 };
+	cr_assert_eq(outq_append_shared(&q2, b, 0, b->len), 0);
+	assert_queue(&q2, "shared", 6);
+	blob_unref(b);
+	outq_free(&q);
+	outq_free(&q2);
+}
+
+Test(outq, same_blob_twice_in_one_queue)
+{
+	struct blob *b = shared_blob("ab");
+	struct outq q = { 0 };
+	cr_assert_eq(outq_append_shared(&q, b, 0, 2), 0);
+	cr_assert_eq(outq_append_shared(&q, b, 0, 2), 0);
+	blob_unref(b);
+	cr_assert_eq(refs(b), 2);
+	cr_assert_eq(outq_append(&q, "c", 1), 0);
+	assert_queue(&q, "ababc", 5);
+	outq_consume(&q, 2);
+	cr_assert_eq(refs(b), 1);
+	assert_queue(&q, "abc", 3);
+	outq_free(&q);
+}
+
+Test(outq, iov_order_and_limit)
+{
+	struct blob *s1 = shared_blob("S1"), *s2 = shared_blob("S2");
+	struct outq q = { 0 };
+	outq_append(&q, "a", 1);
+	outq_append_shared(&q, s1, 0, 2);
+	outq_append(&q, "b", 1);
+	outq_append_shared(&q, s2, 0, 2);
+	outq_append(&q, "c", 1);
+	cr_assert_eq(assert_queue(&q, "aS1bS2c", 7), 5);
+	struct iovec iov[5];
+	cr_assert_eq(outq_iov(&q, iov, 2), 2);
+	cr_assert_eq(iov[0].iov_len, 1);
+	cr_assert_eq(memcmp(iov[1].iov_base, "S1", 2), 0);
+	cr_assert_eq(outq_iov(&q, iov, 0), 0);
+	blob_unref(s1);
+	blob_unref(s2);
+	outq_free(&q);
+}
+
+Test(outq, partial_consume)
+{
+	struct blob *s = shared_blob("SHARED");
+	struct outq q = { 0 };
+	outq_append(&q, "0123", 4);
+	outq_append_shared(&q, s, 0, 6);
+	outq_append(&q, "tail", 4);
+	blob_unref(s);
+	const char *all = "0123SHAREDtail";
+	/* Consume in pieces of every size from 1 to 5, checking the rest. */
+	size_t done = 0;
+	for (size_t step = 1; done < 14; step = step % 5 + 1) {
+		size_t k = step < 14 - done ? step : 14 - done;
+		outq_consume(&q, k);
+		done += k;
+		assert_queue(&q, all + done, 14 - done);
+	}
+	cr_assert_eq(q.count, 0);
+	/* The queue is usable again. */
+	outq_append(&q, "again", 5);
+	assert_queue(&q, "again", 5);
+	outq_free(&q);
+}
+
+Test(outq, ring_wraps_and_grows)
+{
+	/* Alternate own and shared segments so that every append makes a new
+	 * segment; consume some to move the head, then grow past the ring. */
+	struct blob *s = shared_blob("|");
+	struct outq q = { 0 };
+	char want[4096];
+	size_t wlen = 0, start = 0;
+	for (int round = 0; round < 50; round++) {
+		for (int i = 0; i < 7; i++) {
+			char c = (char)('a' + (round + i) % 26);
+			cr_assert_eq(outq_append(&q, &c, 1), 0);
+			cr_assert_eq(outq_append_shared(&q, s, 0, 1), 0);
+			want[wlen++] = c;
+			want[wlen++] = '|';
+		}
+		/* Write out a varying amount, sometimes mid-segment. */
+		size_t k = (size_t)(round * 5 % 11);
+		if (k > wlen - start)
+			k = wlen - start;
+		outq_consume(&q, k);
+		start += k;
+		assert_queue(&q, want + start, wlen - start);
+	}
+	unsigned queued = 0;
+	for (size_t i = start; i < wlen; i++)
+		queued += want[i] == '|';
+	cr_assert_eq(refs(s), 1 + queued, "one reference per queued '|' plus ours");
+	outq_free(&q);
+	cr_assert_eq(refs(s), 1);
+	blob_unref(s);
+}
+
+Test(outq, free_releases_every_reference)
+{
+	struct blob *s = shared_blob("x");
+	struct outq q = { 0 };
+	for (int i = 0; i < 20; i++)
+		outq_append_shared(&q, s, 0, 1);
+	cr_assert_eq(refs(s), 21);
+	outq_free(&q);
+	cr_assert_eq(refs(s), 1);
+	blob_unref(s);
+}
+
+Test(outq, blob_sizes_and_recycling)
+{
+	struct blob *a = blob_new(0);
+	cr_assert_not_null(a);
+	cr_assert_eq(a->len, 0);
+	struct blob *b = blob_new(1 << 20);
+	cr_assert_not_null(b);
+	cr_assert_geq(b->cap, 1 << 20);
+	memset(b->data, 0xAB, 1 << 20);
+	blob_ref(b);
+	cr_assert_eq(refs(b), 2);
+	blob_unref(b);
+	blob_unref(b);
+	/* A recycled small blob comes back clean: one reference, no bytes. */
+	a->len = 7;
+	blob_unref(a);
+	struct blob *c = blob_new(10);
+	cr_assert_eq(refs(c), 1);
+	cr_assert_eq(c->len, 0);
+	cr_assert_geq(c->cap, 10);
+	blob_unref(c);
+}
