@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -547,7 +548,7 @@ def describe(args, started_load):
         f"{sh('/usr/bin/python3 --version')}.",
         f"- {args.runs} run(s) per cell, median shown; {args.seconds:g} s measured after {args.warmup:g} s warm-up; "
         f"idle rows hold {args.hold:g} s.",
-        f"- Command: `bench/run {' '.join(sys.argv[1:])}`".rstrip() + "",
+        f"- Command: `{shlex.join(['bench/run'] + sys.argv[1:])}`",
     ]
     if args.note:
         lines.append(f"- **Note:** {args.note}")
