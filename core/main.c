@@ -22,6 +22,7 @@
 #include "plugin/plugin_so.h"
 #include "route/route_table.h"
 #include "server/server.h"
+#include "tls/tls.h"
 #include "util/util_log.h"
 
 #ifndef MBGW_DEFAULT_CONF_DIR
@@ -87,6 +88,27 @@ static int install_routes(const char *dir, const char *plugin_dir)
 	return 0;
 }
 
+/* Builds and installs the TLS contexts when a listener needs them. */
+static int install_tls(const struct conf *c)
+{
+	bool want = false;
+	for (size_t i = 0; i < c->nlisten; i++)
+		want |= c->listen[i].tls;
+	if (!want)
+		return 0;
+	struct buf errs = { 0 };
+	struct tls_ctx *t = tls_ctx_build(c, &errs);
+	if (!t) {
+		print_errors(&errs);
+		fprintf(stderr, "mbgw: cannot set up TLS\n");
+		buf_free(&errs);
+		return -1;
+	}
+	buf_free(&errs);
+	tls_ctx_install(t);
+	return 0;
+}
+
 static char g_private_dir[256];
 
 static int init_plugin_dir(void)
@@ -106,6 +128,7 @@ static void release_routes(void)
 	route_table_clear();
 	plugin_host_reap_retired();
 	plugin_so_cleanup();
+	tls_ctx_install(NULL);
 }
 
 static int cmd_reload(const char *dir)
@@ -189,7 +212,7 @@ int main(int argc, char **argv)
 	if (cmd == CHECK) {
 		/* Plugins log their own lines; keep check's output to the verdict. */
 		log_set_level(LOG_WARN);
-		int rc = install_routes(dir, MBGW_DEFAULT_PLUGIN_DIR);
+		int rc = install_tls(conf) == 0 ? install_routes(dir, MBGW_DEFAULT_PLUGIN_DIR) : -1;
 		if (rc == 0)
 			printf("%s: configuration OK (%zu route%s, %zu listener%s, plugins from %s)\n", dir,
 			       conf->nroutes, conf->nroutes == 1 ? "" : "s", conf->nlisten,
@@ -201,7 +224,7 @@ int main(int argc, char **argv)
 	}
 	log_set_level(conf->log_level);
 	int rc = 1;
-	if (install_routes(dir, MBGW_DEFAULT_PLUGIN_DIR) == 0) {
+	if (install_tls(conf) == 0 && install_routes(dir, MBGW_DEFAULT_PLUGIN_DIR) == 0) {
 		struct server_paths paths = { dir, MBGW_DEFAULT_PLUGIN_DIR };
 		rc = server_run(conf, &paths);
 	}

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,7 +16,7 @@
 #include "util/util_units.h"
 
 enum key_type { K_SIZE, K_DURATION, K_UINT, K_BOOL, K_LISTEN, K_LOGLEVEL, K_WORKERS,
-		K_STRING, K_PATH, K_LIST, K_TYPES, K_FORMAT, K_RELOAD, K_SLOW, K_JSON };
+		K_STRING, K_PATH, K_LIST, K_TYPES, K_FORMAT, K_RELOAD, K_SLOW, K_JSON, K_NAMES };
 
 struct key_def {
 	const char *name;
@@ -62,7 +63,23 @@ static const struct key_def route_keys[] = {
 	{ "drain", K_DURATION, R(drain_ms), 0, 86400000, "a duration such as 30s" },
 };
 
+#define T(field) offsetof(struct conf_tls, field)
+static const struct key_def tls_keys[] = {
+	{ "certificate", K_STRING, T(certificate), 0, 0, "a PEM file with the certificate chain" },
+	{ "key", K_STRING, T(key), 0, 0, "a PEM file with the private key" },
+	{ "key_passphrase", K_STRING, T(key_passphrase), 0, 0, "the passphrase of an encrypted key" },
+	{ "key_passphrase_file", K_STRING, T(key_passphrase_file), 0, 0, "a file holding the key's passphrase" },
+	{ "server_names", K_NAMES, T(server_names), 0, 0, "host names such as example.com, *.example.org" },
+	{ "min_version", K_STRING, T(min_version), 0, 0, "1.2 or 1.3" },
+	{ "ciphers", K_STRING, T(ciphers), 0, 0, "an OpenSSL cipher list for TLS 1.2" },
+	{ "ciphersuites", K_STRING, T(ciphersuites), 0, 0, "TLS 1.3 suites such as TLS_AES_128_GCM_SHA256" },
+	{ "session_tickets", K_BOOL, T(session_tickets), 0, 0, "yes or no" },
+	{ "client_auth", K_STRING, T(client_auth), 0, 0, "off, optional or required" },
+	{ "client_ca", K_STRING, T(client_ca), 0, 0, "a PEM file or a directory of CA certificates" },
+};
+
 #define NKEYS(a) (sizeof(a) / sizeof((a)[0]))
+_Static_assert(NKEYS(tls_keys) <= 16, "tls_seen is too small");
 _Static_assert(NKEYS(server_keys) == CONF_SERVER_KEYS, "CONF_SERVER_KEYS must match server_keys");
 
 
@@ -72,8 +89,10 @@ struct parser {
 	int line;
 	struct buf *errs;
 	int nerr;
-	enum { SEC_NONE, SEC_SERVER, SEC_ROUTE, SEC_BAD } section;
+	enum { SEC_NONE, SEC_SERVER, SEC_ROUTE, SEC_TLS, SEC_BAD } section;
 	struct conf_route *route;       /* current route section */
+	struct conf_tls *tls;           /* current tls section */
+	char tls_seen[16][300];
 	char route_seen[NKEYS(route_keys)][300];
 };
 
@@ -133,6 +152,19 @@ void conf_free(struct conf *c)
 	free(c->plugin_dir);
 	free(c->pid_file);
 	c->plugin_dir = c->pid_file = NULL;
+	for (size_t i = 0; i < c->ntls; i++) {
+		struct conf_tls *t = &c->tls[i];
+		char **strs[] = { &t->name, &t->certificate, &t->key, &t->key_passphrase,
+				  &t->key_passphrase_file, &t->min_version, &t->ciphers,
+				  &t->ciphersuites, &t->client_auth, &t->client_ca };
+		for (size_t k = 0; k < sizeof strs / sizeof strs[0]; k++)
+			free(*strs[k]);
+		for (size_t k = 0; k < t->nserver_names; k++)
+			free(t->server_names[k]);
+	}
+	free(c->tls);
+	c->tls = NULL;
+	c->ntls = 0;
 }
 
 size_t conf_edit_distance(const char *a, const char *b)
@@ -183,10 +215,24 @@ static const char *suggest(const char *word, const struct key_def *keys, size_t 
 	return bestd <= (len < 5 ? 1 : len / 3 + 1) ? best : NULL;
 }
 
-bool conf_parse_listen(const char *s, struct conf_listen *l, const char **why)
+bool conf_parse_listen(const char *spec, struct conf_listen *l, const char **why)
 {
 	memset(l, 0, sizeof *l);
-	snprintf(l->text, sizeof l->text, "%s", s);
+	snprintf(l->text, sizeof l->text, "%s", spec);
+	/* "ADDR [tls]": split off the flags. */
+	char s[96];
+	snprintf(s, sizeof s, "%s", spec);
+	char *sp = strpbrk(s, " \t");
+	if (sp) {
+		*sp++ = 0;
+		while (*sp == ' ' || *sp == '\t')
+			sp++;
+		if (strcmp(sp, "tls") != 0) {
+			*why = "unknown flag after the address (expected nothing or 'tls')";
+			return false;
+		}
+		l->tls = true;
+	}
 	char host[64] = "";
 	const char *port_s;
 	if (s[0] == '[') {
@@ -407,6 +453,31 @@ static void set_value(struct parser *ps, const struct key_def *k, void *base, ch
 		ps->route->settings = xstrdup(val);
 		return;
 	}
+	case K_NAMES: {
+		struct conf_tls *t = ps->tls;
+		char *save = NULL;
+		for (char *tok = strtok_r(val, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			while (*tok == ' ' || *tok == '\t')
+				tok++;
+			char *e = tok + strlen(tok);
+			while (e > tok && (e[-1] == ' ' || e[-1] == '\t'))
+				*--e = 0;
+			bool ok = *tok && strlen(tok) < 254;
+			for (char *q = tok; *q; q++)
+				if (!(isalnum((unsigned char)*q) || *q == '-' || *q == '.' || (*q == '*' && q == tok && q[1] == '.')))
+					ok = false;
+			if (!ok) {
+				err_at(ps, "%s: '%s' is not a host name or *.suffix pattern", k->name, tok);
+				continue;
+			}
+			if (t->nserver_names >= CONF_MAX_SERVER_NAMES) {
+				err_at(ps, "%s: too many names (at most %d)", k->name, CONF_MAX_SERVER_NAMES);
+				return;
+			}
+			t->server_names[t->nserver_names++] = xstrdup(tok);
+		}
+		return;
+	}
 	case K_TYPES: {
 		struct conf_route *r = ps->route;
 		char *save = NULL;
@@ -481,6 +552,7 @@ static char *trim(char *s)
 static void open_section(struct parser *ps, char *name)
 {
 	ps->route = NULL;
+	ps->tls = NULL;
 	char *arg = name;
 	while (*arg && *arg != ' ' && *arg != '\t')
 		arg++;
@@ -491,6 +563,31 @@ static void open_section(struct parser *ps, char *name)
 		if (*arg)
 			err_at(ps, "[server] takes no name (found '%s')", arg);
 		ps->section = SEC_SERVER;
+		return;
+	}
+	if (strcmp(name, "tls") == 0) {
+		struct conf *c = ps->c;
+		for (size_t i = 0; i < c->ntls; i++) {
+			bool same = (!*arg && !c->tls[i].name) || (*arg && c->tls[i].name && strcmp(c->tls[i].name, arg) == 0);
+			if (same) {
+				err_at(ps, "[tls%s%s] is already defined at %s", *arg ? " " : "", arg, c->tls[i].where);
+				ps->section = SEC_BAD;
+				return;
+			}
+		}
+		struct conf_tls *nt = realloc(c->tls, (c->ntls + 1) * sizeof *nt);
+		if (!nt) {
+			fprintf(stderr, "mbgw: out of memory reading configuration\n");
+			exit(1);
+		}
+		c->tls = nt;
+		ps->tls = &c->tls[c->ntls++];
+		memset(ps->tls, 0, sizeof *ps->tls);
+		ps->tls->session_tickets = true;
+		ps->tls->name = *arg ? xstrdup(arg) : NULL;
+		snprintf(ps->tls->where, sizeof ps->tls->where, "%s:%d", ps->file, ps->line);
+		memset(ps->tls_seen, 0, sizeof ps->tls_seen);
+		ps->section = SEC_TLS;
 		return;
 	}
 	if (strcmp(name, "route") == 0) {
@@ -529,12 +626,13 @@ static void open_section(struct parser *ps, char *name)
 		ps->section = SEC_ROUTE;
 		return;
 	}
-	static const struct key_def sections[] = { { "server", 0, 0, 0, 0, 0 }, { "route", 0, 0, 0, 0, 0 } };
-	const char *hint = suggest(name, sections, 2);
+	static const struct key_def sections[] = { { "server", 0, 0, 0, 0, 0 }, { "route", 0, 0, 0, 0, 0 },
+						   { "tls", 0, 0, 0, 0, 0 } };
+	const char *hint = suggest(name, sections, 3);
 	if (hint)
 		err_at(ps, "unknown section [%s] (did you mean [%s]?)", name, hint);
 	else
-		err_at(ps, "unknown section [%s] (expected [server] or [route NAME])", name);
+		err_at(ps, "unknown section [%s] (expected [server], [route NAME], [tls] or [tls NAME])", name);
 	ps->section = SEC_BAD;
 }
 
@@ -554,6 +652,10 @@ static void set_key(struct parser *ps, char *key, char *val)
 	case SEC_SERVER:
 		keys = server_keys; nkeys = NKEYS(server_keys); base = ps->c;
 		seen = ps->c->server_seen_; secname = "[server]";
+		break;
+	case SEC_TLS:
+		keys = tls_keys; nkeys = NKEYS(tls_keys); base = ps->tls;
+		seen = ps->tls_seen; secname = "[tls]";
 		break;
 	case SEC_ROUTE:
 	default:
@@ -795,6 +897,69 @@ static const char *routes_conflict(const struct conf_route *a, const struct conf
 	return NULL;
 }
 
+static int check_tls(struct conf *c, struct buf *errs)
+{
+	int nerr = 0;
+	const struct conf_tls *def = NULL;
+	for (size_t i = 0; i < c->ntls; i++)
+		if (!c->tls[i].name)
+			def = &c->tls[i];
+	for (size_t i = 0; i < c->nlisten; i++) {
+		if (c->listen[i].tls && (!def || !def->certificate || !def->key)) {
+			add_err(errs, "%s: listen '%s' is tls but there is no [tls] section with certificate "
+				"and key", c->listen[i].where, c->listen[i].text);
+			nerr++;
+			break;
+		}
+	}
+	for (size_t i = 0; i < c->ntls; i++) {
+		const struct conf_tls *t = &c->tls[i];
+		const char *sec = t->name ? "[tls NAME]" : "[tls]";
+		if ((t->certificate == NULL) != (t->key == NULL) || (t->name && !t->certificate)) {
+			add_err(errs, "%s: %s needs both certificate and key", t->where, sec);
+			nerr++;
+		}
+		if (t->key_passphrase && t->key_passphrase_file) {
+			add_err(errs, "%s: set key_passphrase or key_passphrase_file, not both", t->where);
+			nerr++;
+		}
+		if (t->name) {
+			if (!t->nserver_names) {
+				add_err(errs, "%s: [tls %s] needs server_names (the SNI names it serves)", t->where, t->name);
+				nerr++;
+			}
+			if (t->min_version || t->ciphers || t->ciphersuites || t->client_auth || t->client_ca ||
+			    !t->session_tickets) {
+				add_err(errs, "%s: [tls %s]: min_version, ciphers, ciphersuites, session_tickets, "
+					"client_auth and client_ca belong in [tls] (they apply to every certificate)",
+					t->where, t->name);
+				nerr++;
+			}
+			continue;
+		}
+		if (t->nserver_names) {
+			add_err(errs, "%s: server_names belongs in a [tls NAME] section; [tls] is the default "
+				"certificate", t->where);
+			nerr++;
+		}
+		if (t->min_version && strcmp(t->min_version, "1.2") && strcmp(t->min_version, "1.3")) {
+			add_err(errs, "%s: min_version must be 1.2 or 1.3 (found '%s')", t->where, t->min_version);
+			nerr++;
+		}
+		if (t->client_auth && strcmp(t->client_auth, "off") && strcmp(t->client_auth, "optional") &&
+		    strcmp(t->client_auth, "required")) {
+			add_err(errs, "%s: client_auth must be off, optional or required (found '%s')", t->where,
+				t->client_auth);
+			nerr++;
+		} else if (t->client_auth && strcmp(t->client_auth, "off") && !t->client_ca) {
+			add_err(errs, "%s: client_auth = %s needs client_ca (the CAs that sign client certificates)",
+				t->where, t->client_auth);
+			nerr++;
+		}
+	}
+	return nerr;
+}
+
 int conf_finish(struct conf *c, const char *dir, struct buf *errs)
 {
 	int nerr = 0;
@@ -804,6 +969,7 @@ int conf_finish(struct conf *c, const char *dir, struct buf *errs)
 		snprintf(c->listen[0].where, sizeof c->listen[0].where, "built-in default");
 		c->nlisten = 1;
 	}
+	nerr += check_tls(c, errs);
 	if (c->nroutes == 0) {
 		add_err(errs, "%s: no [route NAME] section: nothing would be served "
 			"(add e.g. [route echo] with path = /ws and plugin = echo)", dir);

@@ -41,6 +41,7 @@
 struct conf_listen {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	bool tls;            /* "listen = ADDR tls" */
 	char text[80];       /* as written, for logs */
 	char where[300];     /* file:line, for bind errors */
 };
@@ -60,6 +61,28 @@ struct conf_route {
 	bool drop_client;                /* slow_consumer = drop_client */
 	uint64_t drain_ms;               /* close delay when the route is removed */
 	char where[300];     /* file:line of the section header */
+};
+
+#define CONF_MAX_SERVER_NAMES 16
+
+/* [tls] (the default certificate and the TLS policy) and [tls NAME]
+ * (further certificates chosen by SNI). */
+struct conf_tls {
+	char *name;                      /* NULL for [tls] */
+	char *certificate;               /* PEM chain */
+	char *key;                       /* PEM private key */
+	char *key_passphrase;
+	char *key_passphrase_file;
+	char *server_names[CONF_MAX_SERVER_NAMES];   /* [tls NAME]: exact or *.suffix */
+	size_t nserver_names;
+	/* policy: [tls] only */
+	char *min_version;               /* "1.2" (default) or "1.3" */
+	char *ciphers;                   /* TLS 1.2 cipher list */
+	char *ciphersuites;              /* TLS 1.3 suites */
+	bool session_tickets;            /* default yes */
+	char *client_auth;               /* off (default), optional, required */
+	char *client_ca;                 /* file or directory */
+	char where[300];
 };
 
 struct conf {
@@ -85,6 +108,8 @@ struct conf {
 
 	struct conf_route *routes;
 	size_t nroutes;
+	struct conf_tls *tls;            /* [tls] first, then [tls NAME] sections */
+	size_t ntls;
 
 	/* parser bookkeeping: where each [server] key was first set, so a key
 	 * set twice (in any file) is reported with both places */
@@ -112,8 +137,8 @@ void conf_free(struct conf *c);
 /* Finds the route serving `path` (exact match), or NULL. */
 const struct conf_route *conf_route_for_path(const struct conf *c, const char *path, size_t n);
 
-/* Parses "host:port", "[v6]:port", "*:port" or "port" into l. Returns false
- * with a reason in why. */
+/* Parses "host:port", "[v6]:port", "*:port" or "port", optionally followed
+ * by " tls", into l. Returns false with a reason in why. */
 bool conf_parse_listen(const char *s, struct conf_listen *l, const char **why);
 
 /* Levenshtein distance, for "did you mean" hints. */

@@ -27,6 +27,7 @@
 #include "http/http_response.h"
 #include "net/net_listen.h"
 #include "util/util_log.h"
+#include "tls/tls.h"
 #include "ws/ws_handshake.h"
 
 #define RBUF_SIZE (64 * 1024)
@@ -90,7 +91,7 @@ static void set_state(struct conn *c, enum conn_state s)
 		worker_mark_dirty(c->w, c);
 }
 
-struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer)
+struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, bool tls)
 {
 	struct conn *c = calloc(1, sizeof *c);
 	if (!c) {
@@ -107,11 +108,23 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer)
 	/* Small frames must not wait for Nagle: latency is the product. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	ws_reader_init(&c->rd, cf(c)->max_payload, 0, true);
+	if (tls) {
+		c->ssl = tls_session_new(fd);
+		if (!c->ssl) {
+			log_msg(LOG_ERROR, c->id, "cannot start a TLS session for %s: %s", c->peer, tls_error_text());
+			ws_reader_free(&c->rd);
+			close(fd);
+			free(c);
+			return NULL;
+		}
+		set_state(c, CONN_TLS);
+	}
 	return c;
 }
 
 void conn_free(struct conn *c)
 {
+	transport_free(c);
 	if (c->fd >= 0)
 		close(c->fd);
 	rbuf_give_back(c);
@@ -389,10 +402,30 @@ out:
 		rbuf_give_back(c);
 }
 
+/* TLS handshake step; on completion the connection reads its request. */
+static void tls_step(struct conn *c)
+{
+	int r = transport_handshake(c);
+	if (r < 0) {
+		atomic_fetch_add_explicit(&c->w->srv->stats.handshakes_rejected, 1, memory_order_relaxed);
+		conn_terminate(c, "TLS handshake failed");
+		return;
+	}
+	if (r == 0)
+		return;
+	set_state(c, CONN_HTTP);
+	c->created_ms = c->w->now_ms; /* the HTTP timeout starts now */
+	conn_on_readable(c);          /* the request may already be buffered */
+}
+
 void conn_on_readable(struct conn *c)
 {
 	if (c->state == CONN_DEAD)
 		return;
+	if (c->state == CONN_TLS) {
+		tls_step(c);
+		return;
+	}
 	if (c->state == CONN_DRAIN || c->state == CONN_LINGER) {
 		/* Discard until EOF so the peer sees our FIN, not a reset. */
 		uint8_t sink[4096];
@@ -401,47 +434,69 @@ void conn_on_readable(struct conn *c)
 			conn_terminate(c, r == 0 ? "closed" : strerror(errno));
 		return;
 	}
-	if (c->read_paused)
-		return;
-	if (rbuf_take(c) < 0) {
-		conn_terminate(c, "out of memory for a read buffer");
-		return;
-	}
-	size_t room = c->rbuf.cap - c->rbuf.len;
-	if (room == 0) {
-		/* Only possible in CONN_HTTP: the head outgrew max_header_size. */
-		process_input(c);
-		return;
-	}
-	ssize_t r = recv(c->fd, c->rbuf.data + c->rbuf.len, room, 0);
-	if (r < 0) {
-		if (errno == EAGAIN || errno == EINTR) {
-			if (c->rbuf.len == 0)
-				rbuf_give_back(c);
+	if (c->tls_want_read && c->out.bytes)
+		conn_flush(c); /* a TLS write was waiting for this */
+	/* TLS decrypts whole records: plaintext left inside OpenSSL is not
+	 * seen by epoll, so read until the transport is empty (bounded). */
+	for (int round = 0; round < 16 && !c->read_paused && c->state != CONN_DEAD; round++) {
+		if (rbuf_take(c) < 0) {
+			conn_terminate(c, "out of memory for a read buffer");
 			return;
 		}
-		log_msg(LOG_DEBUG, c->id, "read error from %s: %s", c->peer, strerror(errno));
-		conn_terminate(c, strerror(errno));
-		return;
+		size_t room = c->rbuf.cap - c->rbuf.len;
+		if (room == 0) {
+			/* Only possible in CONN_HTTP: the head outgrew max_header_size. */
+			process_input(c);
+			return;
+		}
+		ssize_t r = transport_read(c, c->rbuf.data + c->rbuf.len, room);
+		if (r < 0) {
+			if (errno == EAGAIN || errno == EINTR) {
+				if (c->rbuf.len == 0)
+					rbuf_give_back(c);
+				return;
+			}
+			log_msg(LOG_DEBUG, c->id, "read error from %s: %s", c->peer, strerror(errno));
+			conn_terminate(c, strerror(errno));
+			return;
+		}
+		if (r == 0) {
+			/* EOF without a close handshake: abnormal closure (1006) — or a
+			 * half-close; either way nothing more will arrive. */
+			if (c->state == CONN_OPEN && ws_reader_mid_message(&c->rd))
+				log_msg(LOG_DEBUG, c->id, "peer %s vanished mid-message", c->peer);
+			conn_terminate(c, "peer closed the connection");
+			return;
+		}
+		c->rbuf.len += (size_t)r;
+		c->last_rx_ms = c->w->now_ms;
+		c->ping_outstanding = false;
+		process_input(c);
+		if (!transport_pending(c))
+			return;
+		if (c->state != CONN_HTTP && c->state != CONN_OPEN && c->state != CONN_CLOSING)
+			return;
 	}
-	if (r == 0) {
-		/* EOF without a close handshake: abnormal closure (1006) — or a
-		 * half-close; either way nothing more will arrive. */
-		if (c->state == CONN_OPEN && ws_reader_mid_message(&c->rd))
-			log_msg(LOG_DEBUG, c->id, "peer %s vanished mid-message", c->peer);
-		conn_terminate(c, "peer closed the connection");
-		return;
-	}
-	c->rbuf.len += (size_t)r;
-	c->last_rx_ms = c->w->now_ms;
-	c->ping_outstanding = false;
-	process_input(c);
+	/* Still more inside OpenSSL after 16 rounds: come back next
+	 * iteration through the flush list rather than starve others. */
+	if (transport_pending(c))
+		worker_mark_dirty(c->w, c);
 }
 
 void conn_on_writable(struct conn *c)
 {
-	if (c->state != CONN_DEAD)
-		conn_flush(c);
+	if (c->state == CONN_DEAD)
+		return;
+	if (c->tls_want_write) {
+		c->tls_want_write = false;
+		worker_update_events(c->w, c);
+		if (c->state == CONN_TLS) {
+			tls_step(c);
+			return;
+		}
+		conn_on_readable(c); /* a TLS read was waiting for this */
+	}
+	conn_flush(c);
 }
 
 static void resume_reading(struct conn *c)
@@ -451,31 +506,33 @@ static void resume_reading(struct conn *c)
 	/* Bytes already read but not yet processed come first. */
 	if (c->rbuf.len)
 		process_input(c);
+	/* conn_flush then reads what OpenSSL still holds. */
 }
 
 void conn_flush(struct conn *c)
 {
 	if (c->state == CONN_DEAD)
 		return;
-	while (c->out.bytes) {
+	if (c->state == CONN_TLS)
+		return; /* nothing of ours goes out before the handshake is done */
+	/* TLS writes at most a record-sized chunk per call, so it loops (up
+	 * to about 1 MiB per round); TCP writes everything in one writev. */
+	for (int round = 0; c->out.bytes && round < 64; round++) {
 		struct iovec iov[64];
 		int n = outq_iov(&c->out, iov, 64);
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-		/* MSG_NOSIGNAL: a peer that went away must not kill us (SIGPIPE). */
-		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		ssize_t w = transport_writev(c, iov, n);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN) {
+			if (errno == EAGAIN)
 				break;
-			}
 			conn_terminate(c, strerror(errno));
 			return;
 		}
 		outq_consume(&c->out, (size_t)w);
-		if (n == 64 && c->out.bytes)
-			continue; /* more segments than one iovec batch */
-		break;        /* short write: the socket buffer is full */
+		if (c->ssl || (n == 64 && c->out.bytes))
+			continue;
+		break; /* TCP short write: the socket buffer is full */
 	}
 	bool pending = c->out.bytes > 0;
 	if (pending != c->want_write) {
@@ -491,11 +548,15 @@ void conn_flush(struct conn *c)
 	}
 	if (!pending && c->state == CONN_LINGER) {
 		/* Everything written: send FIN and wait for the peer's EOF. */
-		shutdown(c->fd, SHUT_WR);
+		transport_shutdown(c);
 		set_state(c, CONN_DRAIN);
 		c->read_paused = false;
 		worker_update_events(c->w, c);
 	}
+	/* Plaintext waiting inside OpenSSL (see conn_on_readable). */
+	if (transport_pending(c) && !c->read_paused &&
+	    (c->state == CONN_HTTP || c->state == CONN_OPEN || c->state == CONN_CLOSING))
+		conn_on_readable(c);
 }
 
 void conn_check_timers(struct conn *c, uint64_t now)
@@ -503,6 +564,14 @@ void conn_check_timers(struct conn *c, uint64_t now)
 	const struct conf *k = cf(c);
 	uint64_t age = now - c->state_since_ms;
 	switch (c->state) {
+	case CONN_TLS:
+		if (now - c->created_ms >= k->handshake_timeout_ms) {
+			log_msg(LOG_INFO, c->id, "TLS handshake timeout: %s did not finish within %llu ms",
+				c->peer, (unsigned long long)k->handshake_timeout_ms);
+			atomic_fetch_add_explicit(&c->w->srv->stats.handshakes_rejected, 1, memory_order_relaxed);
+			conn_terminate(c, "TLS handshake timeout");
+		}
+		break;
 	case CONN_HTTP:
 		if (now - c->created_ms >= k->handshake_timeout_ms) {
 			log_msg(LOG_INFO, c->id, "handshake timeout: %s sent no complete request within %llu ms",
@@ -624,6 +693,13 @@ int conn_attr(struct conn *c, const char *name, char *out, size_t cap)
 				      : MBGW_E_NOTFOUND;
 	if (strcmp(name, "remote_addr") == 0)
 		return copy_attr(c->peer, strlen(c->peer), out, cap);
+	if (strcmp(name, "scheme") == 0)
+		return copy_attr(c->ssl ? "wss" : "ws", c->ssl ? 3 : 2, out, cap);
+	if (strcmp(name, "tls_client_subject") == 0) {
+		char subj[1024];
+		int n = c->ssl ? tls_peer_subject(c->ssl, subj, sizeof subj) : -1;
+		return n < 0 ? MBGW_E_NOTFOUND : copy_attr(subj, (size_t)n, out, cap);
+	}
 	if (strcmp(name, "route") == 0 && c->nroutes)
 		return copy_attr(c->routes[0]->conf->name, strlen(c->routes[0]->conf->name), out, cap);
 	if (strncmp(name, "header:", 7) == 0 && c->head) {

@@ -23,6 +23,7 @@
 #include "net/net_listen.h"
 #include "plugin/plugin_host.h"
 #include "route/route_table.h"
+#include "tls/tls.h"
 #include "util/util_log.h"
 
 #define TAG_WAKE 1u
@@ -103,10 +104,25 @@ int server_reload(const struct server_paths *paths)
 	struct buf errs = { 0 };
 	int nerr = conf_load_dir(paths->conf_dir, conf, &errs);
 	struct route_table *t = NULL;
+	struct tls_ctx *tls = NULL;
+	bool want_tls = false;
+	for (size_t i = 0; nerr == 0 && i < conf->nlisten; i++)
+		want_tls |= conf->listen[i].tls;
+	if (nerr == 0 && want_tls) {
+		/* Certificates first: a bad one keeps the old ones (and the old
+		 * routes) in force. */
+		tls = tls_ctx_build(conf, &errs);
+		if (!tls)
+			nerr++;
+	}
 	if (nerr == 0) {
 		struct route_table *cur = route_table_acquire();
 		t = route_table_build(conf, paths->conf_dir, paths->plugin_dir, cur, &errs);
 		route_table_unref(cur);
+		if (!t) {
+			tls_ctx_free(tls);
+			tls = NULL;
+		}
 	} else {
 		conf_free(conf);
 		free(conf);
@@ -126,6 +142,10 @@ int server_reload(const struct server_paths *paths)
 		return -1;
 	}
 	buf_free(&errs);
+	if (tls) {
+		tls_ctx_install(tls);
+		log_info("TLS certificates reloaded: new handshakes use them");
+	}
 	struct route_table *old = route_table_swap(t, server_now_ms());
 	log_info("reload done: %zu routes (generation %llu)", t->nroutes, (unsigned long long)t->generation);
 	route_table_unref(old);

@@ -15,6 +15,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
+#include <sys/uio.h>
+
 #include "conf/conf.h"
 #include "http/http_parser.h"
 #include "route/route_table.h"
@@ -23,6 +26,7 @@
 #include "ws/ws_reader.h"
 
 enum conn_state {
+	CONN_TLS,        /* TLS handshake in progress */
 	CONN_HTTP,       /* reading the upgrade request */
 	CONN_OPEN,       /* WebSocket open */
 	CONN_CLOSING,    /* we sent a close frame; waiting for the peer's */
@@ -79,6 +83,9 @@ struct conn {
 	struct ws_reader rd;
 	struct outq out;
 
+	SSL *ssl;                       /* TLS session, NULL for plain TCP */
+	bool tls_want_write;            /* OpenSSL needs the socket writable */
+	bool tls_want_read;             /* a TLS write waits for readability */
 	struct conn *hnext;             /* worker's id map chain */
 	struct route_table *rt;         /* table accepted with (a reference) */
 	struct route *routes[ROUTE_MAX_PER_CONN];
@@ -152,9 +159,9 @@ struct server {
 
 /* --- conn.c: one connection's protocol logic (runs on its worker) --- */
 
-/* Takes ownership of an accepted socket. Returns NULL (socket closed) if
- * memory runs out. */
-struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer);
+/* Takes ownership of an accepted socket (tls: start a TLS handshake).
+ * Returns NULL (socket closed) if memory runs out. */
+struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, bool tls);
 /* Called when the socket is readable. */
 void conn_on_readable(struct conn *c);
 /* Called when the socket is writable (EPOLLOUT). */
@@ -183,6 +190,20 @@ int conn_send_shared(struct conn *c, struct blob *frame);
 struct blob *conn_encode_frames(const struct conf *conf, uint8_t opcode, const void *data, size_t len);
 /* Connection attribute for plugins (see mbgw_host.conn_attr). */
 int conn_attr(struct conn *c, const char *name, char *out, size_t cap);
+
+/* --- transport.c: TCP or TLS under one interface --- */
+
+/* Like recv: bytes read, 0 at EOF, -1 with errno (EAGAIN: try later). */
+ssize_t transport_read(struct conn *c, void *buf, size_t n);
+/* Like writev: bytes written or -1 with errno (EAGAIN: try later). */
+ssize_t transport_writev(struct conn *c, struct iovec *iov, int n);
+/* True when the transport holds decrypted bytes not yet read. */
+bool transport_pending(const struct conn *c);
+/* TLS handshake step: 1 done, 0 in progress, -1 failed (logged). */
+int transport_handshake(struct conn *c);
+/* Ends our direction: close_notify (TLS) and a TCP FIN. */
+void transport_shutdown(struct conn *c);
+void transport_free(struct conn *c);
 
 /* --- dispatch.c: routes and plugin callbacks for one connection --- */
 

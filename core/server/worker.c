@@ -196,7 +196,7 @@ void worker_update_events(struct worker *w, struct conn *c)
 	uint32_t ev = 0;
 	if (!c->read_paused)
 		ev |= EPOLLIN;
-	if (c->want_write)
+	if (c->want_write || c->tls_want_write)
 		ev |= EPOLLOUT;
 	if (ev == c->epoll_events)
 		return;
@@ -235,7 +235,7 @@ static void registry_remove(struct worker *w, struct conn *c)
 	atomic_fetch_sub_explicit(&w->srv->stats.connections_open, 1, memory_order_relaxed);
 }
 
-static void on_accept(struct worker *w, int lfd)
+static void on_accept(struct worker *w, int lfd, bool tls)
 {
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
@@ -264,7 +264,7 @@ static void on_accept(struct worker *w, int lfd)
 			close(fd);
 			continue;
 		}
-		struct conn *c = conn_new(w, fd, (struct sockaddr *)&ss);
+		struct conn *c = conn_new(w, fd, (struct sockaddr *)&ss, tls);
 		if (!c) {
 			log_msg(LOG_ERROR, 0, "out of memory accepting a connection");
 			continue;
@@ -344,7 +344,7 @@ static void begin_stop(struct worker *w)
 	for (struct conn *c = w->conns; c; c = c->next) {
 		if (c->state == CONN_OPEN)
 			conn_close(c, WS_CLOSE_GOING_AWAY, "Server shutting down");
-		else if (c->state == CONN_HTTP)
+		else if (c->state == CONN_HTTP || c->state == CONN_TLS)
 			conn_terminate(c, "server shutting down");
 	}
 }
@@ -381,7 +381,8 @@ void *worker_main(void *arg)
 				continue;
 			}
 			if (tag >= TAG_LISTEN_BASE && tag < TAG_MAX) {
-				on_accept(w, w->listen_fds[tag - TAG_LISTEN_BASE]);
+				on_accept(w, w->listen_fds[tag - TAG_LISTEN_BASE],
+					  w->srv->conf->listen[tag - TAG_LISTEN_BASE].tls);
 				continue;
 			}
 			struct conn *c = evs[i].data.ptr;

@@ -1,0 +1,152 @@
+/* transport — how a connection's bytes cross the socket: plain TCP, or
+ * TLS through OpenSSL. The rest of the connection code sees one interface
+ * (read, writev, handshake, shutdown) and never asks which one it has.
+ *
+ * TLS specifics handled here: a read may need the socket writable (and a
+ * write readable) while OpenSSL exchanges handshake or key-update records;
+ * we record that in c->tls_want_write / c->tls_want_read and the worker
+ * waits for that event. Records are decrypted a whole record at a time,
+ * so a read can leave plaintext buffered inside OpenSSL where epoll cannot
+ * see it: transport_pending() tells the caller to read again.
+ * Worker thread only.
+ */
+#include "server/server.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "tls/tls.h"
+#include "util/util_log.h"
+
+/* Maps an SSL_get_error result to errno-style results. */
+static ssize_t ssl_result(struct conn *c, int ret, bool reading)
+{
+	int e = SSL_get_error(c->ssl, ret);
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		if (!reading)
+			c->tls_want_read = true;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_WANT_WRITE:
+		if (reading) {
+			c->tls_want_write = true;
+			worker_update_events(c->w, c);
+		}
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0; /* close_notify: a clean EOF */
+	case SSL_ERROR_SYSCALL:
+		if (errno == 0)
+			errno = ECONNRESET;
+		ERR_clear_error();
+		return -1;
+	default:
+		log_msg(LOG_DEBUG, c->id, "TLS error from %s: %s", c->peer, tls_error_text());
+		errno = EPROTO;
+		return -1;
+	}
+}
+
+ssize_t transport_read(struct conn *c, void *buf, size_t n)
+{
+	if (!c->ssl)
+		return recv(c->fd, buf, n, 0);
+	ERR_clear_error();
+	size_t got = 0;
+	int r = SSL_read_ex(c->ssl, buf, n, &got);
+	if (r == 1)
+		return (ssize_t)got;
+	return ssl_result(c, 0, true);
+}
+
+bool transport_pending(const struct conn *c)
+{
+	return c->ssl && SSL_pending(c->ssl) > 0;
+}
+
+ssize_t transport_writev(struct conn *c, struct iovec *iov, int n)
+{
+	if (!c->ssl) {
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		/* MSG_NOSIGNAL: a peer that went away must not kill us (SIGPIPE). */
+		return sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+	}
+	/* TLS has no writev: coalesce small segments into one record-sized
+	 * write so many small frames do not become many small records. The
+	 * same leading bytes are gathered again on a retry, as OpenSSL
+	 * requires (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets them move). */
+	uint8_t chunk[16384];
+	const void *src = iov[0].iov_base;
+	size_t len = iov[0].iov_len;
+	if (len < sizeof chunk && n > 1) {
+		len = 0;
+		for (int i = 0; i < n && len < sizeof chunk; i++) {
+			size_t take = iov[i].iov_len;
+			if (take > sizeof chunk - len)
+				take = sizeof chunk - len;
+			memcpy(chunk + len, iov[i].iov_base, take);
+			len += take;
+		}
+		src = chunk;
+	}
+	ERR_clear_error();
+	size_t written = 0;
+	c->tls_want_read = false;
+	int r = SSL_write_ex(c->ssl, src, len, &written);
+	if (r == 1)
+		return (ssize_t)written;
+	ssize_t rc = ssl_result(c, 0, false);
+	return rc == 0 ? (errno = EPIPE, -1) : rc;
+}
+
+int transport_handshake(struct conn *c)
+{
+	ERR_clear_error();
+	int r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->tls_want_write = false;
+		return 1;
+	}
+	int e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ) {
+		c->tls_want_write = false;
+		worker_update_events(c->w, c);
+		return 0;
+	}
+	if (e == SSL_ERROR_WANT_WRITE) {
+		c->tls_want_write = true;
+		worker_update_events(c->w, c);
+		return 0;
+	}
+	const char *why = e == SSL_ERROR_SYSCALL ? (errno ? strerror(errno) : "connection closed")
+						 : tls_error_text();
+	log_msg(LOG_INFO, c->id, "TLS handshake with %s failed: %s", c->peer, why);
+	ERR_clear_error();
+	return -1;
+}
+
+void transport_shutdown(struct conn *c)
+{
+	if (c->ssl) {
+		/* close_notify (RFC 8446 §6.1), best effort: we do not wait for
+		 * the peer's, the TCP FIN that follows ends the stream. */
+		ERR_clear_error();
+		SSL_shutdown(c->ssl);
+		ERR_clear_error();
+	}
+	shutdown(c->fd, SHUT_WR);
+}
+
+void transport_free(struct conn *c)
+{
+	if (c->ssl) {
+		tls_session_free(c->ssl);
+		c->ssl = NULL;
+	}
+}
