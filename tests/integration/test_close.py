@@ -160,6 +160,7 @@ def test_close_timeout_after_server_initiated_close():
         assert polite.recv_message() == (OP_TEXT, b"b")
         t0 = time.monotonic()
         s.proc.send_signal(signal.SIGTERM)
+        assert s.wait_log("SIGTERM received: closing 2 connections"), s.logtext()[-500:]
         assert polite.expect_close()[0] == 1001
         polite.send_frame(OP_CLOSE, close_payload(1001))
         polite.expect_eof(timeout=3)
@@ -167,6 +168,24 @@ def test_close_timeout_after_server_initiated_close():
         silent.expect_eof(timeout=5)
         assert s.proc.wait(timeout=10) == 0
         assert time.monotonic() - t0 < 10, "server waited for the drain timeout"
+
+
+def test_drain_timeout_bounds_shutdown():
+    """With a long close_timeout, drain_timeout (1 s) bounds the shutdown:
+    silent clients are dropped and the server exits 0."""
+    s = Server(server_extra="close_timeout = 60s\ndrain_timeout = 1s\n")
+    with s:
+        clients = [Client(s.port) for _ in range(3)]
+        for c in clients:
+            c.send_frame(OP_TEXT, "x")
+            assert c.recv_message() == (OP_TEXT, b"x")
+        t0 = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.proc.wait(timeout=10) == 0
+        assert time.monotonic() - t0 < 10
+        for c in clients:
+            assert c.expect_close()[0] == 1001
+            c.expect_eof(timeout=5)
 
 
 def test_close_handshake_completes_when_client_answers():
@@ -211,6 +230,7 @@ if __name__ == "__main__":
         test_server_closes_tcp_first_without_reset,
         test_close_timeout_after_protocol_error,
         test_close_timeout_after_server_initiated_close,
+        test_drain_timeout_bounds_shutdown,
         test_close_handshake_completes_when_client_answers,
         test_closing_state_still_answers_close_but_not_data,
     ])

@@ -4,11 +4,15 @@ log line, limits, the slowloris guard, pipelined frames, subprotocol
 negotiation and request-smuggling guards."""
 import base64
 import os
+import re
 import socket
 import time
 
 from mbgw_harness import (Server, Client, Response, OP_TEXT, OP_BINARY, OP_CLOSE, accept_key,
                           close_payload, frame, http_exchange, http_get, run_tests)
+
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info  \[c\d+\.\d+\] handshake rejected from ")
 
 
 def upgrade_headers(**over):
@@ -67,6 +71,11 @@ def assert_rejected(s, data, status, reason_in_log, extra_check=None):
     assert int(r.header("Content-Length")) == len(r.body), r
     needle = "handshake rejected from 127.0.0.1:%d: %d %s" % (port, status, reason_in_log)
     assert s.wait_log(needle), "log lacks %r:\n%s" % (needle, s.logtext()[-2000:])
+    # Exactly one line per rejection, with timestamp, level and connection id.
+    lines = [l for l in s.logtext().splitlines()
+             if "handshake rejected from 127.0.0.1:%d:" % port in l]
+    assert len(lines) == 1, lines
+    assert LOG_LINE.match(lines[0]), lines[0]
     if extra_check:
         extra_check(r)
     return r
@@ -178,6 +187,23 @@ def test_request_split_in_single_bytes():
         assert c.response_headers["sec-websocket-accept"] == accept_key(c.key)
         assert c.recv_message() == (OP_TEXT, b"slow")
         c.close()
+
+
+def test_unsupported_extension_not_negotiated():
+    """An offered extension the server does not implement is not accepted,
+    and RSV1 (which only an extension could give meaning) is then 1002."""
+    with Server() as s:
+        with Client(s.port, headers={
+                "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits, x-webkit-deflate-frame, foo"}) as c:
+            assert c.status == 101
+            ext = c.response_headers.get("sec-websocket-extensions")
+            assert ext is None or ext.split(";")[0].strip() == "permessage-deflate", ext
+            if ext is None:
+                c.send_frame(OP_TEXT, b"\xf2\x48\xcd\xc9\xc9\x07\x00", rsv=4)
+                c.fail_expected(1002)
+        with Client(s.port, headers={"Sec-WebSocket-Extensions": "x-unknown-ext"}) as c:
+            assert c.status == 101
+            assert "sec-websocket-extensions" not in c.response_headers, c.response_headers
 
 
 # --- plain HTTP ----------------------------------------------------------------
@@ -464,8 +490,9 @@ def test_request_smuggling_guards():
         assert_rejected(s, raw_request(extra_lines=["X-Ctl: a\x01b"]), 400,
                         "Control character in header field value")
         assert_rejected(s, raw_request(extra_lines=["X-Nul: a\x00b"]), 400, "NUL byte in request head")
-        assert_rejected(s, b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", 400,
-                        "Malformed request line")  # a TLS ClientHello on a plain port
+        # A TLS ClientHello on a plain port: refused at once as garbage
+        # (which of its defects is named first is the parser's business).
+        assert_rejected(s, b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", 400, "")
         # Content-Length: 0 is no body and is accepted.
         with Client(s.port, headers={"Content-Length": "0"}) as c:
             assert c.status == 101
@@ -488,6 +515,7 @@ if __name__ == "__main__":
         test_query_string_and_absolute_form,
         test_frames_pipelined_with_the_request_are_answered,
         test_request_split_in_single_bytes,
+        test_unsupported_extension_not_negotiated,
         test_healthz,
         test_head_healthz_has_no_body,
         test_post_healthz_is_405,

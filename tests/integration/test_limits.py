@@ -5,6 +5,7 @@ up to 16 MiB in many frame sizes, backpressure with bounded server
 memory, the heartbeat, and abrupt disconnects of every kind."""
 import os
 import select
+import signal
 import socket
 import struct
 import threading
@@ -248,6 +249,51 @@ def test_backpressure_does_not_starve_other_clients():
         hog.close()
 
 
+def test_ping_flood_without_reading_is_bounded():
+    """Pongs count against send_queue_limit like echoes: a client that
+    floods pings and never reads stops being read."""
+    with Server(server_extra="send_queue_limit = 1MiB\n") as s:
+        c = Client(s.port, timeout=30)
+        c.send_frame(OP_PING, "warm-up")
+        assert c.recv_frame()[2] == OP_PONG
+        rss0 = s.rss_kib()
+        ping = frame(OP_PING, b"\x77" * 125, mask_key=b"\x00\x00\x00\x00")
+        batch = ping * 1000                     # 131 KB per batch
+        batches = [batch] * 400                 # 52 MB of pings in all
+        sent, partial = send_until_blocked(c.sock, batches)
+        grew = (s.rss_kib() - rss0) / 1024.0
+        assert sent < len(batches), "the server kept reading a ping flood nobody reads"
+        assert grew < 16, "server RSS grew by %.1f MiB" % grew
+        # Reading resumes the flow: a few thousand pongs come back intact.
+        for _ in range(3000):
+            assert c.recv_frame() == (True, 0, OP_PONG, b"\x77" * 125)
+        c.close()
+        assert_serves(s)
+
+
+def test_shutdown_with_connections_in_every_state():
+    """SIGTERM with one connection mid-handshake, one open, one paused by
+    backpressure and one silent after a protocol error: the server exits
+    0 within close_timeout, not drain_timeout, and frees everything."""
+    s = Server(server_extra="close_timeout = 1s\ndrain_timeout = 20s\nsend_queue_limit = 1MiB\n")
+    with s:
+        half = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        half.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+        open_ = Client(s.port, timeout=10)
+        paused = Client(s.port, timeout=10)
+        send_until_blocked(paused.sock, [frame(OP_BINARY, b"\x01" * 65536)] * 400, stall=0.5)
+        failed = Client(s.port, timeout=10)
+        failed.send_frame(3)
+        failed.expect_close_now(1002)
+        t0 = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        assert open_.expect_close()[0] == 1001
+        assert s.proc.wait(timeout=10) == 0
+        assert time.monotonic() - t0 < 10
+        for sock in (half, open_.sock, paused.sock, failed.sock):
+            sock.close()
+
+
 # --- heartbeat ---------------------------------------------------------------------
 
 HEARTBEAT = "ping_interval = 1s\npong_timeout = 1s\n"
@@ -450,6 +496,8 @@ if __name__ == "__main__":
         test_many_round_trips,
         test_backpressure_bounds_server_memory,
         test_backpressure_does_not_starve_other_clients,
+        test_ping_flood_without_reading_is_bounded,
+        test_shutdown_with_connections_in_every_state,
         test_idle_client_is_pinged_and_stays_if_it_answers,
         test_data_counts_as_an_answer,
         test_silent_client_is_dropped,

@@ -16,6 +16,7 @@ VALID = [
     b"\x7f", b"\xdf\xbf", b"\xef\xbf\xbf", b"\xf4\x8f\xbf\xbf",         # last of each length
     b"\xed\x9f\xbf", b"\xee\x80\x80", b"\xef\xbf\xbd",                 # around the surrogates
     b"\xef\xbf\xbe", b"\xef\xbf\xbf",                                  # noncharacters are valid
+    "\ufdd0\ufdef\U0001fffe\U0001ffff\U0010fffe\U0010ffff".encode(),
     b"\xf3\xbf\xbf\xbf",
     "日本語テキスト😀🎉".encode() * 50,
     bytes(range(0x20, 0x7f)) * 10,
