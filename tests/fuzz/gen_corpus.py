@@ -204,6 +204,41 @@ def frame_seeds():
     w("close-2999", struct.pack(">H", 2999))
 
 
+# --- fuzz_msg: settings byte, then "<header line>\n<payload>" -------------
+
+def msg_seeds():
+    def w(name, body, text=True, max_header=5):
+        """max_header: index into 1, 8, 16, 64, 256, 1024, 4096, 65536."""
+        if isinstance(body, str):
+            body = body.encode()
+        write("fuzz_msg", name, bytes([(1 if text else 0) | (max_header << 1)]) + body)
+
+    w("chat-send", 'chat.send id=42 room=lobby\n{"text":"hi \\u00e9 \\ud83d\\ude00"}')
+    w("empty-payload", "chat.leave\n")
+    w("blank-payload", "chat.leave id=9\n \r\n\t")
+    w("spaces", "   chat.x    id=1   k-2.x_y=   \n  [1, 2.5e3, null, true]  \n")
+    w("binary", b"blob id=7\n\x00\x01\xff\n", text=False)
+    w("binary-no-payload", "blob\n", text=False)
+    w("nested-json", 'deep\n' + '[' * 40 + '{"a":"\\"}"}' + ']' * 40)
+    w("no-newline", '{"text":"hi"}')
+    w("type-with-eq", "a=b\n{}")
+    w("attr-no-eq", "chat bad\n{}")
+    w("attr-bad-key", "chat k!=v\n{}")
+    w("attr-empty-key", "chat =v\n{}")
+    w("invalid-json-keeps-id", "chat id=5\n{bad")
+    w("trailing-text", "chat id=6\n{} x")
+    w("two-values", "chat\n1 2")
+    w("ctl-in-header", "chat\tid=1\n{}")
+    w("utf8-in-header", "chät\n{}")
+    w("header-too-long", "chat.send id=1234567\n{}", max_header=1)
+    w("header-exactly-max", "12345678\n{}", max_header=1)
+    w("many-attrs", "m " + " ".join("a%d=%d" % (i, i) for i in range(33)) + "\n{}")
+    w("quote-in-type", 'bad"type id=1\n"a \\" b"')
+    w("two-ids", "chat id=1 id=2\n{}")
+    w("patterns", "chat.send p=chat.*\n{}")
+    w("pattern-star", "x p=*\nnull")
+
+
 # --- fuzz_conf: conf.d text, files separated by "\n\f\n" ---------------------
 
 def conf_seeds():
@@ -257,4 +292,5 @@ if __name__ == "__main__":
     http_seeds()
     reader_seeds()
     frame_seeds()
+    msg_seeds()
     conf_seeds()

@@ -26,7 +26,7 @@ case $secs in
 	''|*[!0-9]*) echo "$0: SECONDS must be a whole number, not '$secs'" >&2; exit 2 ;;
 esac
 here=$(cd "$(dirname "$0")" && pwd)
-targets=${*:-"fuzz_http_request fuzz_ws_frame fuzz_ws_reader fuzz_conf"}
+targets=${*:-"fuzz_http_request fuzz_ws_frame fuzz_ws_reader fuzz_msg fuzz_conf"}
 work=$build/fuzz-run
 
 # Stack traces for UBSan too; leaks are on by default under libFuzzer.
