@@ -14,7 +14,8 @@
  *   whoami          {"conn": "<id>", "inst": name}
  *   attr            {"name", "cap"?} -> {"rc", "value"} (host->conn_attr)
  *   udata.set/get   {"v"} / -> {"v"} (host->set_udata / get_udata)
- *   timer           {"delay", "repeat", "count"} -> {"timer": id}; then
+ *   timer           {"delay", "repeat", "count", "slow_ms"} -> {"timer": id};
+ *                   then
  *                   "timer.fired {"n"}" per run and "timer.done
  *                   {"cancel_rc"}" after `count` runs (a repeating timer
  *                   cancels itself from its own callback), "timer.extra"
@@ -47,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <mbgw/plugin.h>
@@ -66,6 +68,7 @@ struct targ {
 	int64_t id;
 	int count;
 	int fired;
+	int slow_ms;
 	bool repeat;
 };
 
@@ -313,6 +316,11 @@ MSG_ONLY static void timer_cb(void *state, void *arg)
 	cJSON_AddNumberToObject(o, "n", fired);
 	cJSON_AddNumberToObject(o, "timer", (double)id);
 	send_json(t->conn, "timer.fired", o);
+	if (t->slow_ms) {
+		/* a callback that takes its time (still on worker 0) */
+		struct timespec ts = { t->slow_ms / 1000, (long)(t->slow_ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
 	if (fired == t->count) {
 		cJSON *d = cJSON_CreateObject();
 		if (t->repeat)
@@ -349,10 +357,66 @@ MSG_ONLY static void *thread_main(void *arg)
 	return NULL;
 }
 
+/* What the plugin received, for "info" and any command it does not know. */
+MSG_ONLY static void fill_info(cJSON *o, const struct probe *p, const struct mbgw_message *m)
+{
+	cJSON_AddStringToObject(o, "inst", p->name);
+	if (m->type) {
+		char *t = strndup(m->type, m->type_len);
+		char *h = strndup(m->header, m->header_len);
+		cJSON_AddStringToObject(o, "type", t);
+		cJSON_AddStringToObject(o, "header", h);
+		free(t);
+		free(h);
+	} else {
+		cJSON_AddNullToObject(o, "type");
+		cJSON_AddNullToObject(o, "header");
+	}
+	cJSON_AddNumberToObject(o, "nattrs", (double)m->nattrs);
+	if (m->id) {
+		char *id = strndup(m->id, m->id_len);
+		cJSON_AddStringToObject(o, "id", id);
+		free(id);
+	} else {
+		cJSON_AddNullToObject(o, "id");
+	}
+	cJSON_AddNumberToObject(o, "opcode", m->opcode);
+	cJSON *attrs = cJSON_AddArrayToObject(o, "attrs");
+	for (size_t i = 0; i < m->nattrs; i++) {
+		cJSON *kv = cJSON_CreateArray();
+		char *k = strndup(m->attrs[i].key, m->attrs[i].key_len);
+		char *v = strndup(m->attrs[i].value, m->attrs[i].value_len);
+		cJSON_AddItemToArray(kv, cJSON_CreateString(k));
+		cJSON_AddItemToArray(kv, cJSON_CreateString(v));
+		cJSON_AddItemToArray(attrs, kv);
+		free(k);
+		free(v);
+	}
+	char *hex = malloc(m->data_len * 2 + 1);
+	for (size_t i = 0; hex && i < m->data_len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", m->data[i]);
+	if (hex) {
+		hex[m->data_len * 2] = 0;
+		cJSON_AddStringToObject(o, "hex", hex);
+	}
+	free(hex);
+	if (m->json)
+		cJSON_AddItemToObject(o, "json", cJSON_Duplicate(m->json, true));
+	else
+		cJSON_AddBoolToObject(o, "json", false);
+}
+
 #ifndef PROBE_NO_MESSAGE
 static int p_message(void *state, mbgw_conn_id conn, const struct mbgw_message *m)
 {
 	struct probe *p = state;
+	if (!m->type) {
+		/* A raw route: say exactly what arrived. */
+		cJSON *o = cJSON_CreateObject();
+		fill_info(o, p, m);
+		cJSON_AddBoolToObject(o, "raw", true);
+		return send_json(conn, "raw", o);
+	}
 	const cJSON *j = m->json;
 	char cmd[64];
 	snprintf(cmd, sizeof cmd, "%.*s", (int)(m->type_len < 63 ? m->type_len : 63), m->type);
@@ -368,42 +432,7 @@ static int p_message(void *state, mbgw_conn_id conn, const struct mbgw_message *
 
 #define IS(s) (strcmp(cmd, s) == 0)
 	if (IS("info")) {
-		cJSON_AddStringToObject(o, "inst", p->name);
-		cJSON_AddStringToObject(o, "type", cmd);
-		char *h = strndup(m->header, m->header_len);
-		cJSON_AddStringToObject(o, "header", h);
-		free(h);
-		if (m->id) {
-			char *id = strndup(m->id, m->id_len);
-			cJSON_AddStringToObject(o, "id", id);
-			free(id);
-		} else {
-			cJSON_AddNullToObject(o, "id");
-		}
-		cJSON_AddNumberToObject(o, "opcode", m->opcode);
-		cJSON *attrs = cJSON_AddArrayToObject(o, "attrs");
-		for (size_t i = 0; i < m->nattrs; i++) {
-			cJSON *kv = cJSON_CreateArray();
-			char *k = strndup(m->attrs[i].key, m->attrs[i].key_len);
-			char *v = strndup(m->attrs[i].value, m->attrs[i].value_len);
-			cJSON_AddItemToArray(kv, cJSON_CreateString(k));
-			cJSON_AddItemToArray(kv, cJSON_CreateString(v));
-			cJSON_AddItemToArray(attrs, kv);
-			free(k);
-			free(v);
-		}
-		char *hex = malloc(m->data_len * 2 + 1);
-		for (size_t i = 0; hex && i < m->data_len; i++)
-			snprintf(hex + 2 * i, 3, "%02x", m->data[i]);
-		if (hex) {
-			hex[m->data_len * 2] = 0;
-			cJSON_AddStringToObject(o, "hex", hex);
-		}
-		free(hex);
-		if (m->json)
-			cJSON_AddItemToObject(o, "json", cJSON_Duplicate(m->json, true));
-		else
-			cJSON_AddBoolToObject(o, "json", false);
+		fill_info(o, p, m);
 	} else if (IS("echo")) {
 		cJSON_Delete(o);
 		if (m->opcode == MBGW_BINARY)
@@ -460,6 +489,7 @@ static int p_message(void *state, mbgw_conn_id conn, const struct mbgw_message *
 		t->p = p;
 		t->conn = conn;
 		t->count = (int)jnum(j, "count", 1);
+		t->slow_ms = (int)jnum(j, "slow_ms", 0);
 		uint64_t repeat = (uint64_t)jnum(j, "repeat", 0);
 		t->repeat = repeat != 0;
 		pthread_mutex_lock(&p->lock);
@@ -553,8 +583,8 @@ static int p_message(void *state, mbgw_conn_id conn, const struct mbgw_message *
 		pthread_mutex_unlock(&p->lock);
 		cJSON_AddItemToObject(o, "verify", v ? v : cJSON_CreateNull());
 	} else {
-		cJSON_Delete(o);
-		return host->reply_error(conn, m, "probe_unknown", "unknown probe command");
+		fill_info(o, p, m);
+		cJSON_AddBoolToObject(o, "unknown", true);
 	}
 #undef IS
 	if (quiet) {
