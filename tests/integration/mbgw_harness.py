@@ -349,7 +349,10 @@ class Client:
         return self.read_response()
 
     def read_response(self):
+        deadline = time.monotonic() + self.timeout
         while b"\r\n\r\n" not in self.buf:
+            if time.monotonic() > deadline:
+                raise AssertionError("no complete response head within %ss" % self.timeout)
             chunk = self.sock.recv(65536)
             if not chunk:
                 raise ConnectionError("closed before response: %r" % self.buf)
@@ -484,7 +487,10 @@ class Client:
     def expect_close(self, code=None):
         """Reads until a close frame; returns its code (1005 if none) and
         checks the server then closes TCP."""
+        deadline = time.monotonic() + max(self.timeout, 5)
         while True:
+            if time.monotonic() > deadline:
+                raise AssertionError("no close frame within %ss" % max(self.timeout, 5))
             fin, rsv, op, payload = self.recv_frame()
             if op == OP_CLOSE:
                 got = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
@@ -497,7 +503,10 @@ class Client:
         frames) within timeout. Our socket is closed then, unless
         keep_open (to see what the server does with a peer that stays)."""
         self.sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout
         while True:
+            if time.monotonic() > deadline:
+                raise AssertionError("server kept sending; no EOF within %ss" % timeout)
             try:
                 chunk = self.sock.recv(65536)
             except ConnectionResetError:

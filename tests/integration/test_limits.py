@@ -53,6 +53,16 @@ def test_max_payload_single_frame_header_only():
         assert s.rss_kib() - rss0 < 1024, "server reserved memory for the refused frame"
 
 
+def test_huge_declared_length_is_1009():
+    """A 64-bit length near 2^63 is refused from the header, no overflow."""
+    with Server() as s:
+        for n in (2**63 - 1, 2**62, 2**32 + 5):
+            with Client(s.port) as c:
+                c.send(bytes([0x82, 0xFF]) + struct.pack("!Q", n) + os.urandom(4) + b"abc")
+                c.fail_expected(1009)
+            assert s.wait_log("Frame size of %d exceeds maximum of 1048576" % n)
+
+
 def test_exactly_max_payload_is_accepted():
     with Server() as s, Client(s.port, timeout=10) as c:
         msg = os.urandom(MiB)
@@ -83,7 +93,7 @@ def test_outgoing_fragmentation():
             msg = (b"abcdefghij" * (n // 10 + 1))[:n] if op == OP_TEXT else os.urandom(n)
             c.send_frame(op, msg)
             frames = []
-            while True:
+            for _ in range(n // 1000 + 2):
                 f = c.recv_frame()
                 frames.append(f)
                 if f[0]:
@@ -307,13 +317,15 @@ def test_idle_client_is_pinged_and_stays_if_it_answers():
             c.send_frame(OP_PONG, payload)
         # Still open and working after 3 pings (more than pong_timeout).
         c.send_frame(OP_TEXT, "still here")
-        while True:
+        for _ in range(10):
             f = c.recv_frame()
             if f[2] == OP_PING:
                 c.send_frame(OP_PONG, f[3])
                 continue
             assert f == (True, 0, OP_TEXT, b"still here"), f
             break
+        else:
+            raise AssertionError("no echo among 10 frames")
         assert "no pong or data" not in s.logtext()
 
 
@@ -398,11 +410,13 @@ def test_half_close():
                 c.send_frame(OP_BINARY, payload)
             c.sock.shutdown(socket.SHUT_WR)
             c.sock.settimeout(5)
+            deadline = time.monotonic() + 10
             try:
-                while c.sock.recv(65536):
+                while c.sock.recv(65536) and time.monotonic() < deadline:
                     pass
             except ConnectionResetError:
                 pass
+            assert time.monotonic() < deadline, "half-closed connection never ended"
             c.close()
         assert_serves(s)
 
@@ -486,6 +500,7 @@ if __name__ == "__main__":
         test_max_payload_over_fragments_is_1009,
         test_max_payload_many_small_fragments,
         test_max_payload_single_frame_header_only,
+        test_huge_declared_length_is_1009,
         test_exactly_max_payload_is_accepted,
         test_custom_max_payload,
         test_outgoing_fragmentation,
