@@ -16,7 +16,7 @@
 #include "util/util_units.h"
 
 enum key_type { K_SIZE, K_DURATION, K_UINT, K_BOOL, K_LISTEN, K_LOGLEVEL, K_WORKERS,
-		K_STRING, K_PATH, K_LIST, K_TYPES, K_FORMAT, K_RELOAD, K_SLOW, K_JSON, K_NAMES };
+		K_STRING, K_PATH, K_LIST, K_TYPES, K_FORMAT, K_RELOAD, K_SLOW, K_JSON, K_NAMES, K_HEADERS };
 
 struct key_def {
 	const char *name;
@@ -61,6 +61,7 @@ static const struct key_def route_keys[] = {
 	{ "reload", K_RELOAD, R(reload_move), 0, 0, "keep or move" },
 	{ "slow_consumer", K_SLOW, R(drop_client), 0, 0, "drop_message or drop_client" },
 	{ "drain", K_DURATION, R(drain_ms), 0, 86400000, "a duration such as 30s" },
+	{ "keep_headers", K_HEADERS, R(keep_headers), 0, 0, "request header names such as User-Agent, X-Request-Id" },
 };
 
 #define T(field) offsetof(struct conf_tls, field)
@@ -140,6 +141,8 @@ static void route_free(struct conf_route *r)
 		free(r->subprotocols[i]);
 	for (size_t i = 0; i < r->ntypes; i++)
 		free(r->types[i]);
+	for (size_t i = 0; i < r->nkeep_headers; i++)
+		free(r->keep_headers[i]);
 }
 
 void conf_free(struct conf *c)
@@ -475,6 +478,27 @@ static void set_value(struct parser *ps, const struct key_def *k, void *base, ch
 				return;
 			}
 			t->server_names[t->nserver_names++] = xstrdup(tok);
+		}
+		return;
+	}
+	case K_HEADERS: {
+		struct conf_route *r = ps->route;
+		char *save = NULL;
+		for (char *tok = strtok_r(val, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			while (*tok == ' ' || *tok == '\t')
+				tok++;
+			char *e = tok + strlen(tok);
+			while (e > tok && (e[-1] == ' ' || e[-1] == '\t'))
+				*--e = 0;
+			if (!valid_subprotocol(tok)) { /* header names are tokens too */
+				err_at(ps, "%s: '%s' is not a header name", k->name, tok);
+				continue;
+			}
+			if (r->nkeep_headers >= CONF_MAX_TYPES) {
+				err_at(ps, "%s: too many headers (at most %d)", k->name, CONF_MAX_TYPES);
+				return;
+			}
+			r->keep_headers[r->nkeep_headers++] = xstrdup(tok);
 		}
 		return;
 	}
@@ -995,6 +1019,14 @@ int conf_finish(struct conf *c, const char *dir, struct buf *errs)
 		if (r->require_subprotocol && r->nsubprotocols == 0) {
 			add_err(errs, "%s: route '%s' sets require_subprotocol but lists no subprotocols",
 				r->where, r->name);
+			nerr++;
+		}
+		size_t same_path = 0;
+		for (size_t j = 0; j < i && r->path; j++)
+			same_path += c->routes[j].path && strcmp(c->routes[j].path, r->path) == 0;
+		if (same_path == CONF_MAX_ROUTES_PER_PATH) {
+			add_err(errs, "%s: route '%s': at most %d routes may share path %s", r->where, r->name,
+				CONF_MAX_ROUTES_PER_PATH, r->path);
 			nerr++;
 		}
 		for (size_t j = 0; j < i && r->path; j++) {

@@ -32,6 +32,7 @@
 #define CONF_MAX_LISTEN 16
 #define CONF_MAX_SUBPROTOCOLS 16
 #define CONF_MAX_TYPES 16
+#define CONF_MAX_ROUTES_PER_PATH 4   /* routes one connection can belong to */
 #define CONF_SERVER_KEYS 18
 
 /* Route message formats. */
@@ -60,6 +61,8 @@ struct conf_route {
 	bool reload_move;                /* reload = move (stateless plugins) */
 	bool drop_client;                /* slow_consumer = drop_client */
 	uint64_t drain_ms;               /* close delay when the route is removed */
+	char *keep_headers[CONF_MAX_TYPES];  /* request headers kept for plugins */
+	size_t nkeep_headers;
 	char where[300];     /* file:line of the section header */
 };
 

@@ -36,7 +36,7 @@
 #include "plugin/plugin_so.h"
 #include "util/util_buf.h"
 
-#define ROUTE_MAX_PER_CONN 8
+#define ROUTE_MAX_PER_CONN CONF_MAX_ROUTES_PER_PATH
 
 struct timer_rec;
 

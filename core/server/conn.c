@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -131,8 +132,8 @@ void conn_free(struct conn *c)
 	ws_reader_free(&c->rd);
 	outq_free(&c->out);
 	free(c->head);
-	free(c->path);
 	free(c->query);
+	free(c->close_reason);
 	free(c);
 }
 
@@ -179,6 +180,21 @@ int conn_send_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_
 	return queue_frame(c, true, op, data, len);
 }
 
+/* Remembers the reason of the first close for the plugins' close callback;
+ * the memory is taken only then, so open connections carry none. */
+static void conn_set_close_reason(struct conn *c, const uint8_t *p, size_t n)
+{
+	c->close_reason_len = 0;
+	if (!n || c->close_reason)
+		return;
+	c->close_reason = malloc(n + 1);
+	if (!c->close_reason)
+		return;
+	memcpy(c->close_reason, p, n);
+	c->close_reason[n] = 0;
+	c->close_reason_len = (uint8_t)n;
+}
+
 static void queue_close_frame(struct conn *c, uint16_t code, const char *reason)
 {
 	uint8_t pl[WS_MAX_CONTROL] = { 0 };
@@ -202,8 +218,7 @@ static void queue_close_frame(struct conn *c, uint16_t code, const char *reason)
 	if (!c->close_code && code) {
 		/* The first close (ours or the peer's) is what plugins are told. */
 		c->close_code = code;
-		c->close_reason_len = (uint8_t)(n - 2);
-		memcpy(c->close_reason, pl + 2, n - 2);
+		conn_set_close_reason(c, pl + 2, n - 2);
 	}
 }
 
@@ -292,12 +307,6 @@ static size_t handle_http(struct conn *c)
 		http_reject(c, status, reason, &req);
 		return (size_t)n;
 	}
-	/* Keep the request head for plugins' "header:<Name>" attributes. */
-	c->head = malloc((size_t)n);
-	if (c->head) {
-		memcpy(c->head, c->rbuf.data, (size_t)n);
-		c->head_len = (size_t)n;
-	}
 	char resp[512];
 	size_t rl = http_response_upgrade(resp, sizeof resp, hs.accept, subprotocol);
 	if (rl == 0 || outq_append(&c->out, resp, rl) < 0) {
@@ -348,8 +357,7 @@ static int on_control(void *ud, uint8_t opcode, uint8_t *data, size_t len)
 			uint16_t code = len >= 2 ? (uint16_t)(data[0] << 8 | data[1]) : 0;
 			if (!c->close_code) {
 				c->close_code = code ? code : WS_CLOSE_NO_STATUS;
-				c->close_reason_len = len > 2 ? (uint8_t)(len - 2) : 0;
-				memcpy(c->close_reason, data + 2, c->close_reason_len);
+				conn_set_close_reason(c, data + 2, len > 2 ? len - 2 : 0);
 			}
 			log_msg(LOG_DEBUG, c->id, "peer closed with %u", code ? code : 1005);
 			queue_close_frame(c, code, NULL);
@@ -581,6 +589,10 @@ void conn_check_timers(struct conn *c, uint64_t now)
 		}
 		break;
 	case CONN_OPEN:
+		/* A connection quiet for a second gives back its empty write
+		 * queue ring; busy ones keep it (no allocation per message). */
+		if (now - c->last_rx_ms >= 1000 && c->out.bytes == 0)
+			outq_trim(&c->out);
 		if (c->ping_outstanding) {
 			if (now - c->ping_sent_ms >= k->pong_timeout_ms) {
 				atomic_fetch_add_explicit(&c->w->srv->stats.ping_timeouts, 1, memory_order_relaxed);
@@ -685,9 +697,10 @@ static int copy_attr(const char *v, size_t n, char *out, size_t cap)
 int conn_attr(struct conn *c, const char *name, char *out, size_t cap)
 {
 	if (strcmp(name, "path") == 0)
-		return c->path ? copy_attr(c->path, strlen(c->path), out, cap) : MBGW_E_NOTFOUND;
+		return c->nroutes ? copy_attr(c->routes[0]->conf->path, strlen(c->routes[0]->conf->path), out, cap)
+				  : MBGW_E_NOTFOUND;
 	if (strcmp(name, "query") == 0)
-		return c->query ? copy_attr(c->query, strlen(c->query), out, cap) : MBGW_E_NOTFOUND;
+		return copy_attr(c->query ? c->query : "", c->query ? strlen(c->query) : 0, out, cap);
 	if (strcmp(name, "subprotocol") == 0)
 		return c->subprotocol ? copy_attr(c->subprotocol, strlen(c->subprotocol), out, cap)
 				      : MBGW_E_NOTFOUND;
@@ -703,21 +716,16 @@ int conn_attr(struct conn *c, const char *name, char *out, size_t cap)
 	if (strcmp(name, "route") == 0 && c->nroutes)
 		return copy_attr(c->routes[0]->conf->name, strlen(c->routes[0]->conf->name), out, cap);
 	if (strncmp(name, "header:", 7) == 0 && c->head) {
-		/* Re-parse the saved head: cheap, and keeps idle connections free
-		 * of a parsed header table. */
-		struct http_request *req = malloc(sizeof *req);
-		if (!req)
-			return MBGW_E_NOMEM;
-		struct http_error herr;
-		struct http_limits lim = { c->head_len + 1, HTTP_MAX_HEADERS_CAP };
-		int rc = MBGW_E_NOTFOUND;
-		if (http_parse_request(c->head, c->head_len, &lim, req, &herr) > 0) {
-			const struct http_header *h = http_find_header(req, name + 7);
-			if (h)
-				rc = copy_attr(h->value.p, h->value.n, out, cap);
+		/* Only the headers the route keeps (keep_headers) are here. */
+		const char *want = name + 7;
+		size_t wl = strlen(want);
+		for (const char *l = c->head; *l;) {
+			const char *nl = strchr(l, '\n');
+			const char *colon = memchr(l, ':', (size_t)(nl - l));
+			if (colon && (size_t)(colon - l) == wl && strncasecmp(l, want, wl) == 0)
+				return copy_attr(colon + 2, (size_t)(nl - colon - 2), out, cap);
+			l = nl + 1;
 		}
-		free(req);
-		return rc;
 	}
 	return MBGW_E_NOTFOUND;
 }

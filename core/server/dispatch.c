@@ -41,6 +41,35 @@ static const char *upgrade_header(const struct mbgw_upgrade *up, const char *nam
 	return h->value.p;
 }
 
+/* Copies the request headers that the connection's routes keep for their
+ * plugins (keep_headers) as "Name: value\n" lines; none by default, so an
+ * idle connection carries no copy of its request. */
+static int keep_headers(struct conn *c, const struct http_request *req)
+{
+	struct buf b = { 0 };
+	for (size_t i = 0; i < c->nroutes; i++) {
+		const struct conf_route *r = c->routes[i]->conf;
+		for (size_t k = 0; k < r->nkeep_headers; k++) {
+			const struct http_header *h = http_find_header(req, r->keep_headers[k]);
+			if (!h)
+				continue;
+			if (buf_append(&b, h->name.p, h->name.n) < 0 || buf_append(&b, ": ", 2) < 0 ||
+			    buf_append(&b, h->value.p, h->value.n) < 0 || buf_append(&b, "\n", 1) < 0) {
+				buf_free(&b);
+				return -1;
+			}
+		}
+	}
+	if (!b.len)
+		return 0;
+	if (buf_append(&b, "", 1) < 0) {
+		buf_free(&b);
+		return -1;
+	}
+	c->head = (char *)b.data;
+	return 0;
+}
+
 int dispatch_upgrade(struct conn *c, const struct http_request *req, const char **subprotocol,
 		     const char **reason)
 {
@@ -58,17 +87,19 @@ int dispatch_upgrade(struct conn *c, const struct http_request *req, const char 
 		return refused ? 400 : 404;
 	}
 	c->rt = t;
-	c->path = strndup(req->path.p, req->path.n);
-	c->query = strndup(req->query.p, req->query.n);
-	if (!c->path || !c->query) {
+	if (req->query.n && !(c->query = strndup(req->query.p, req->query.n))) {
+		*reason = "Out of memory";
+		return 503;
+	}
+	if (keep_headers(c, req) < 0) {
 		*reason = "Out of memory";
 		return 503;
 	}
 
 	struct upgrade_ctx u = { .req = req };
 	u.up.size = sizeof u.up;
-	u.up.path = c->path;
-	u.up.query = c->query;
+	u.up.path = c->routes[0]->conf->path; /* routes match the path exactly */
+	u.up.query = c->query ? c->query : "";
 	u.up.remote_addr = c->peer;
 	u.up.subprotocol = *subprotocol;
 	u.up.header = upgrade_header;
@@ -232,7 +263,8 @@ void dispatch_close(struct conn *c)
 			if (!in->desc->close)
 				continue;
 			enter(c, (unsigned)i);
-			in->desc->close(in->state, c->id, code, c->close_reason, c->close_reason_len);
+			in->desc->close(in->state, c->id, code, c->close_reason ? c->close_reason : "",
+					c->close_reason_len);
 			leave(c);
 		}
 	}

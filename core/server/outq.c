@@ -159,6 +159,15 @@ void outq_consume(struct outq *q, size_t n)
 	}
 }
 
+void outq_trim(struct outq *q)
+{
+	if (q->count == 0 && q->segs) {
+		free(q->segs);
+		q->segs = NULL;
+		q->cap = q->head = 0;
+	}
+}
+
 void outq_free(struct outq *q)
 {
 	while (q->count) {

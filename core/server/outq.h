@@ -59,6 +59,8 @@ int outq_append_shared(struct outq *q, struct blob *b, size_t off, size_t len);
 int outq_iov(const struct outq *q, struct iovec *iov, int max);
 /* Drops n written bytes from the head. */
 void outq_consume(struct outq *q, size_t n);
+/* Frees the ring when the queue is empty (idle connections keep none). */
+void outq_trim(struct outq *q);
 /* Drops everything and frees the ring. */
 void outq_free(struct outq *q);
 

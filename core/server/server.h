@@ -95,13 +95,11 @@ struct conn {
 	bool in_callback;               /* a plugin callback for it is running */
 	uint16_t close_code;            /* sent or received; 0 = none (1006) */
 	uint8_t close_reason_len;
-	char close_reason[123];
+	char *close_reason;             /* taken when a close frame is seen */
 	struct group **groups;          /* groups joined (on this worker) */
 	size_t ngroups, groups_cap;
-	char *head;                     /* copy of the upgrade request head */
-	size_t head_len;
-	char *path;                     /* NUL-terminated copies for attrs */
-	char *query;
+	char *head;                     /* kept request headers, "Name: value\n"... */
+	char *query;                    /* NULL when the request had none */
 
 	const char *subprotocol;        /* borrowed from the route table */
 	char peer[64];

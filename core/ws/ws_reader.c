@@ -21,6 +21,8 @@ void ws_reader_init(struct ws_reader *r, uint64_t max_payload, uint8_t rsv_allow
 void ws_reader_free(struct ws_reader *r)
 {
 	buf_free(&r->msg);
+	free(r->ctl);
+	r->ctl = NULL;
 }
 
 static ssize_t fail(struct ws_err *err, uint16_t code, const char *reason)
@@ -185,6 +187,11 @@ ssize_t ws_reader_feed(struct ws_reader *r, uint8_t *p, size_t n,
 			r->remaining = h->len;
 			r->mask_off = 0;
 			r->ctl_len = 0;
+			/* A control frame split across reads is rare: its buffer is
+			 * taken now and given back when it is complete, so idle
+			 * connections do not carry 125 bytes each. */
+			if (control && !r->ctl && !(r->ctl = malloc(WS_MAX_CONTROL)))
+				return fail(err, WS_CLOSE_INTERNAL, "Out of memory assembling a control frame");
 			/* Reserve for the declared length only up to a bound: a peer
 			 * that announces max_payload and sends nothing must not make
 			 * us allocate it; buf_append grows as bytes really arrive. */
@@ -216,7 +223,13 @@ ssize_t ws_reader_feed(struct ws_reader *r, uint8_t *p, size_t n,
 		r->in_payload = false;
 		int rc = WS_READER_CONTINUE;
 		if (ws_opcode_is_control(h->opcode)) {
-			rc = deliver_control(r, h->opcode, r->ctl, r->ctl_len, ops, ud, err);
+			/* Copy out so the buffer can go back before the callback. */
+			uint8_t ctl[WS_MAX_CONTROL];
+			size_t n_ctl = r->ctl_len;
+			memcpy(ctl, r->ctl, n_ctl);
+			free(r->ctl);
+			r->ctl = NULL;
+			rc = deliver_control(r, h->opcode, ctl, n_ctl, ops, ud, err);
 		} else if (h->fin) {
 			if (!text_end_ok(r))
 				return fail(err, WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");

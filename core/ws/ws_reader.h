@@ -54,7 +54,7 @@ struct ws_reader {
 	struct ws_utf8 utf8;
 	struct buf msg;
 	/* control frame being collected piece by piece */
-	uint8_t ctl[WS_MAX_CONTROL];
+	uint8_t *ctl;         /* taken only while a control frame arrives in pieces */
 	size_t ctl_len;
 };
 
