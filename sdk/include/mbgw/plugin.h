@@ -243,8 +243,10 @@ struct mbgw_host {
 	void *(*get_udata)(mbgw_conn_id conn);
 
 	/* Connection attributes, copied NUL-terminated into out[cap]:
-	 * "path", "query", "subprotocol", "remote_addr", "route", and
-	 * "header:<Name>" for a request header of the upgrade. Only on the
+	 * "path", "query", "subprotocol", "remote_addr", "route", "scheme"
+	 * ("ws" or "wss"), "tls_client_subject" (a verified client
+	 * certificate's subject), and "header:<Name>" for a request header
+	 * the route keeps (route key keep_headers). Only on the
 	 * connection's worker thread. Returns the length (>= 0),
 	 * MBGW_E_NOTFOUND, MBGW_E_RANGE (out too small), MBGW_E_NOCONN,
 	 * MBGW_E_THREAD. Since 1.0. */
