@@ -182,6 +182,36 @@ def test_frames_pipelined_with_the_request_are_answered():
         c.close()
 
 
+def test_large_frames_pipelined_with_the_request():
+    """Frames behind the request that are larger than a read buffer."""
+    with Server() as s:
+        c = Client(s.port, handshake=False, timeout=10)
+        big = os.urandom(300000)
+        extra = frame(OP_BINARY, big) + frame(OP_TEXT, "tail")
+        assert c.handshake(extra=extra) == 101
+        assert c.recv_message() == (OP_BINARY, big)
+        assert c.recv_message() == (OP_TEXT, b"tail")
+        c.close()
+
+
+def test_request_and_frame_split_around_the_head_end():
+    """The read boundary falls anywhere near the blank line that ends the
+    head: the frame behind it is never lost or misparsed."""
+    with Server() as s:
+        for delta in range(-6, 8):
+            c = Client(s.port, handshake=False)
+            req = c.request_bytes()
+            data = req + frame(OP_TEXT, "pipelined %d" % delta)
+            cut = len(req) + delta
+            c.send(data[:cut])
+            time.sleep(0.02)
+            c.send(data[cut:])
+            assert c.read_response() == 101, delta
+            assert c.response_headers["sec-websocket-accept"] == accept_key(c.key)
+            assert c.recv_message() == (OP_TEXT, b"pipelined %d" % delta), delta
+            c.close()
+
+
 def test_request_split_in_single_bytes():
     with Server() as s:
         c = Client(s.port, handshake=False)
@@ -517,6 +547,8 @@ if __name__ == "__main__":
         test_connection_token_list_and_case_insensitive_upgrade,
         test_query_string_and_absolute_form,
         test_frames_pipelined_with_the_request_are_answered,
+        test_large_frames_pipelined_with_the_request,
+        test_request_and_frame_split_around_the_head_end,
         test_request_split_in_single_bytes,
         test_unsupported_extension_not_negotiated,
         test_healthz,
