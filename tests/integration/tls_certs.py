@@ -1,0 +1,313 @@
+"""Throw-away certificates and TLS client helpers for the TLS integration
+tests (tests/integration/test_tls_*.py).
+
+Everything is made at test time with the openssl command line (installed
+by scripts/deps.sh) into a private temporary directory that is removed when
+the test ends: a test CA, server certificates (valid, expired, not yet
+valid, for SNI names), client certificates, encrypted keys. No private key
+is ever committed.
+
+Also here: a TLS server wrapper around the harness's Server (a plain and a
+TLS listener side by side), a raw WebSocket client over TLS (the harness's
+Client on an ssl socket), and small helpers to look at the certificate a
+server presents.
+"""
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+from mbgw_harness import Client, Server, free_port, DEFAULT_ROUTES
+
+OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+
+# Dates for certificates outside their validity period. openssl ca takes
+# them as YYYYMMDDHHMMSSZ; OpenSSL prints them as "Jan  1 00:00:00 2020 GMT".
+EXPIRED = ("20200101000000Z", "20210101000000Z")
+NOT_YET_VALID = ("20900101000000Z", "20910101000000Z")
+
+
+def run(*args, input=None):
+    """Runs openssl with args; raises with its output on failure."""
+    p = subprocess.run([OPENSSL] + list(args), input=input, capture_output=True, timeout=30)
+    if p.returncode != 0:
+        raise RuntimeError("openssl %s failed (%d): %s%s" % (" ".join(args), p.returncode,
+                                                             p.stdout.decode(errors="replace"),
+                                                             p.stderr.decode(errors="replace")))
+    return p.stdout
+
+
+class Certs:
+    """A test CA in a temporary directory and certificates it signs.
+
+    Use as a context manager (or call cleanup()). Paths returned are
+    absolute and stay valid until cleanup."""
+
+    def __init__(self, cn="mbgw test CA"):
+        self._tmp = tempfile.TemporaryDirectory(prefix="mbgw-tls-")
+        self.dir = self._tmp.name
+        self.serial = 1
+        os.mkdir(os.path.join(self.dir, "newcerts"))
+        open(os.path.join(self.dir, "index.txt"), "w").close()
+        with open(os.path.join(self.dir, "serial"), "w") as f:
+            f.write("1000\n")
+        self.cnf = os.path.join(self.dir, "ca.cnf")
+        with open(self.cnf, "w") as f:
+            f.write("""[ca]
+default_ca = test_ca
+[test_ca]
+dir = {d}
+database = {d}/index.txt
+new_certs_dir = {d}/newcerts
+serial = {d}/serial
+default_md = sha256
+policy = any
+unique_subject = no
+email_in_dn = no
+[any]
+commonName = supplied
+organizationName = optional
+organizationalUnitName = optional
+[req]
+distinguished_name = dn
+[dn]
+""".format(d=self.dir))
+        self.ca_key = self.new_key("ca")
+        self.ca_cert = self.path("ca.pem")
+        run("req", "-x509", "-new", "-key", self.ca_key, "-out", self.ca_cert, "-days", "3",
+            "-subj", "/CN=%s" % cn, "-config", self.cnf,
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    def cleanup(self):
+        self._tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def new_key(self, name, kind="ec"):
+        """A new unencrypted private key (EC P-256, or RSA 2048)."""
+        out = self.path(name + ".key")
+        if kind == "rsa":
+            run("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", out)
+        else:
+            run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", out)
+        return out
+
+    def encrypted_key(self, key, passphrase, name=None):
+        """key encrypted with AES-256 under passphrase (PKCS#8 PEM)."""
+        out = self.path((name or os.path.basename(key)[:-4] + ".enc") + ".key")
+        run("pkey", "-in", key, "-aes256", "-passout", "pass:" + passphrase, "-out", out)
+        return out
+
+    def _sign(self, name, subject, ext, dates=None, key_kind="ec"):
+        key = self.new_key(name, key_kind)
+        csr = self.path(name + ".csr")
+        cert = self.path(name + ".pem")
+        extfile = self.path(name + ".ext")
+        with open(extfile, "w") as f:
+            f.write("[ext]\n" + ext)
+        run("req", "-new", "-key", key, "-out", csr, "-subj", subject, "-config", self.cnf)
+        if dates is None:
+            now = time.gmtime(time.time() - 3600)
+            later = time.gmtime(time.time() + 2 * 86400)
+            dates = (time.strftime("%Y%m%d%H%M%SZ", now), time.strftime("%Y%m%d%H%M%SZ", later))
+        run("ca", "-batch", "-config", self.cnf, "-cert", self.ca_cert, "-keyfile", self.ca_key,
+            "-in", csr, "-out", cert, "-notext", "-startdate", dates[0], "-enddate", dates[1],
+            "-extfile", extfile, "-extensions", "ext")
+        return cert, key
+
+    def server(self, name, cn=None, dns=("localhost",), ips=("127.0.0.1",), dates=None, key_kind="ec"):
+        """A server certificate and its key: (cert, key). dates is
+        (not_before, not_after) as YYYYMMDDHHMMSSZ, default valid now."""
+        san = ",".join(["DNS:" + d for d in dns] + ["IP:" + i for i in ips])
+        ext = ("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+               "extendedKeyUsage=serverAuth\n")
+        if san:
+            ext += "subjectAltName=%s\n" % san
+        return self._sign(name, "/CN=%s" % (cn or name), ext, dates, key_kind)
+
+    def client(self, name, cn=None, org=None):
+        """A client certificate (extendedKeyUsage clientAuth): (cert, key)."""
+        subj = "/CN=%s" % (cn or name)
+        if org:
+            subj = "/O=%s" % org + subj
+        ext = ("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+               "extendedKeyUsage=clientAuth\n")
+        return self._sign(name, subj, ext)
+
+
+# --- looking at certificates ---------------------------------------------
+
+def cert_subject_cn(der):
+    """The subject CN of a DER certificate (via openssl x509)."""
+    out = run("x509", "-inform", "DER", "-noout", "-subject", "-nameopt", "RFC2253", input=der).decode()
+    # "subject=CN=name" or "subject=O=x,CN=name" (RFC 2253 lists CN first)
+    for part in out.strip().split("=", 1)[1].split(","):
+        k, _, v = part.partition("=")
+        if k == "CN":
+            return v
+    return None
+
+
+def cert_sans(der):
+    out = run("x509", "-inform", "DER", "-noout", "-ext", "subjectAltName", input=der).decode()
+    return [s.strip() for s in out.splitlines()[1:] for s in s.split(",") if s.strip()]
+
+
+def file_cn(pem_path):
+    out = run("x509", "-in", pem_path, "-noout", "-subject", "-nameopt", "RFC2253").decode()
+    return out.strip().split("CN=", 1)[1].split(",")[0]
+
+
+def client_context(ca=None, verify=True, min_version=None, max_version=None, cert=None, key=None,
+                   alpn=None, tickets=True):
+    """An ssl.SSLContext for a test client. verify=False accepts any
+    certificate (and does not check the host name)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if verify:
+        ctx.load_verify_locations(ca)
+        ctx.check_hostname = True
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if min_version:
+        ctx.minimum_version = min_version
+    if max_version:
+        ctx.maximum_version = max_version
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    if not tickets:
+        ctx.options |= ssl.OP_NO_TICKET
+    return ctx
+
+
+def tls_connect(port, ctx, server_hostname="localhost", timeout=5, session=None, strict_eof=True):
+    """A TCP connection to 127.0.0.1:port with a completed TLS handshake.
+    strict_eof: a TCP EOF without close_notify raises ssl.SSLEOFError
+    instead of reading as b"" (so b"" means the server sent close_notify)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        s = ctx.wrap_socket(raw, server_hostname=server_hostname, session=session,
+                            suppress_ragged_eofs=not strict_eof)
+    except BaseException:
+        raw.close()
+        raise
+    s.settimeout(timeout)
+    return s
+
+
+def peer_cert(port, server_hostname=None, timeout=5):
+    """The DER certificate the server presents for server_hostname (None:
+    no SNI), without verifying it."""
+    ctx = client_context(verify=False)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s = ctx.wrap_socket(raw, server_hostname=server_hostname)
+        try:
+            return s.getpeercert(binary_form=True)
+        finally:
+            s.close()
+    finally:
+        raw.close()
+
+
+class TLSClient(Client):
+    """The harness's raw WebSocket client, over TLS."""
+
+    def __init__(self, port, ctx, path="/ws", headers=None, timeout=5, server_hostname="localhost",
+                 handshake=True, session=None, strict_eof=True):
+        self.sock = tls_connect(port, ctx, server_hostname, timeout, session, strict_eof)
+        self.timeout = timeout
+        self.buf = b""
+        self.status = None
+        self.response_headers = {}
+        if handshake:
+            self.handshake(path, headers)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def expect_close_notify(self, timeout=5):
+        """Reads to the end of the stream: the server must end it with a
+        TLS close_notify (recv returns b"") and not a bare TCP FIN or reset.
+        Data frames still in flight are kept in self.buf."""
+        self.sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = self.sock.recv(65536)
+            except ssl.SSLEOFError as e:
+                raise AssertionError("the server closed TCP without a TLS close_notify (%s)" % e)
+            except ConnectionResetError:
+                raise AssertionError("the server reset the connection instead of close_notify")
+            except socket.timeout:
+                break
+            if not chunk:
+                return True
+            self.buf += chunk
+        raise AssertionError("the server did not end the TLS stream within %ss" % timeout)
+
+
+# --- a server with a TLS listener ----------------------------------------
+
+def tls_section(cert, key, **kw):
+    """A [tls] section: certificate, key and any further keys given."""
+    lines = ["[tls]", "certificate = %s" % cert, "key = %s" % key]
+    lines += ["%s = %s" % (k, v) for k, v in kw.items()]
+    return "\n".join(lines) + "\n"
+
+
+class TLSServer(Server):
+    """mbgw with the harness's plain listener (self.port) plus a TLS
+    listener (self.tls_port) and a [tls] section (tls_conf)."""
+
+    def __init__(self, tls_conf, server_extra="", routes=DEFAULT_ROUTES, workers=2, **kw):
+        self.tls_port = free_port()
+        extra = "listen = 127.0.0.1:%d tls\n%s" % (self.tls_port, server_extra)
+        super().__init__(server_extra=extra, routes=routes, workers=workers, **kw)
+        with open(os.path.join(self.confdir, "20-tls.conf"), "w") as f:
+            f.write(tls_conf)
+
+    def start(self):
+        super().start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.tls_port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.proc.kill()
+        self.proc.wait()
+        raise RuntimeError("mbgw did not listen on the TLS port:\n" + self.logtext())
+
+    def wss_url(self, path="/ws", host="localhost"):
+        return "wss://%s:%d%s" % (host, self.tls_port, path)
+
+    def write_tls_conf(self, text):
+        with open(os.path.join(self.confdir, "20-tls.conf"), "w") as f:
+            f.write(text)
+
+
+def run_mbgw(args, timeout=20):
+    """Runs the mbgw binary to completion: (exit status, stdout+stderr)."""
+    from mbgw_harness import MBGW_BIN
+    p = subprocess.run([MBGW_BIN] + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=timeout)
+    return p.returncode, p.stdout.decode("utf-8", "replace")
