@@ -238,7 +238,8 @@ bool conf_parse_listen(const char *spec, struct conf_listen *l, const char **why
 	}
 	char host[64] = "";
 	const char *port_s;
-	if (s[0] == '[') {
+	bool bracketed = s[0] == '[';
+	if (bracketed) {
 		const char *close = strchr(s, ']');
 		if (!close || close[1] != ':') {
 			*why = "expected [IPv6]:port";
@@ -274,6 +275,13 @@ bool conf_parse_listen(const char *spec, struct conf_listen *l, const char **why
 	uint64_t port;
 	if (!units_parse_uint(port_s, &port) || port == 0 || port > 65535) {
 		*why = "port must be a number from 1 to 65535";
+		return false;
+	}
+	/* Brackets hold an IPv6 literal and nothing else: "[]:80" must not
+	 * quietly mean every IPv4 address, nor "[1.2.3.4]:80" an IPv4 one. */
+	struct in6_addr probe;
+	if (bracketed && inet_pton(AF_INET6, host, &probe) != 1) {
+		*why = "expected an IPv6 address in brackets, e.g. [::1]:8080";
 		return false;
 	}
 	if (host[0] == 0 || strcmp(host, "*") == 0)
@@ -441,7 +449,10 @@ static void set_value(struct parser *ps, const struct key_def *k, void *base, ch
 			err_at(ps, "%s: unknown policy '%s' (expected %s)", k->name, val, k->hint);
 		return;
 	case K_JSON: {
-		cJSON *j = cJSON_Parse(val);
+		/* cJSON_Parse ignores what follows the value; we must not, or
+		 * "{...} junk" (or a trailing comment) would reach the plugin. */
+		const char *end = NULL;
+		cJSON *j = cJSON_ParseWithOpts(val, &end, false);
 		if (!j || !cJSON_IsObject(j)) {
 			const char *at = j ? NULL : cJSON_GetErrorPtr();
 			if (at && at >= val && at <= val + strlen(val))
@@ -452,8 +463,19 @@ static void set_value(struct parser *ps, const struct key_def *k, void *base, ch
 			return;
 		}
 		cJSON_Delete(j);
+		const char *rest = end;
+		while (*rest == ' ' || *rest == '\t' || *rest == '\r' || *rest == '\n')
+			rest++;
+		if (*rest && *rest != '#' && *rest != ';') {
+			err_at(ps, "%s: unexpected text after the JSON object: '%.20s'", k->name, rest);
+			return;
+		}
 		free(ps->route->settings);
-		ps->route->settings = xstrdup(val);
+		ps->route->settings = strndup(val, (size_t)(end - val));
+		if (!ps->route->settings) {
+			fprintf(stderr, "mbgw: out of memory reading configuration\n");
+			exit(1);
+		}
 		return;
 	}
 	case K_NAMES: {
@@ -706,7 +728,9 @@ static void set_key(struct parser *ps, char *key, char *val)
 }
 
 /* Scans JSON text for brace depth, skipping strings. Returns the depth
- * after p (negative never happens for well-formed input). */
+ * after p, or 0 as soon as the outermost bracket closes: what follows on
+ * that line (say, a comment mentioning '{') must not make the value run on
+ * over the next lines. */
 static int json_depth(const char *p, int depth, bool *in_str)
 {
 	for (; *p; p++) {
@@ -720,7 +744,8 @@ static int json_depth(const char *p, int depth, bool *in_str)
 		} else if (*p == '{' || *p == '[') {
 			depth++;
 		} else if (*p == '}' || *p == ']') {
-			depth--;
+			if (--depth <= 0)
+				return 0;
 		}
 	}
 	return depth;
@@ -856,9 +881,11 @@ int conf_parse_text(struct conf *c, const char *file, const char *text, size_t l
 			}
 			val++;
 		} else {
-			/* A comment starts at '#' preceded by whitespace. */
+			/* A comment starts at '#' preceded by whitespace, also right
+			 * at the start of the value ("key = # note": val[-1] is the
+			 * blank trim() skipped, or the '=' turned into NUL). */
 			for (char *h = val; *h; h++) {
-				if ((*h == '#' || *h == ';') && h > val && (h[-1] == ' ' || h[-1] == '\t')) {
+				if ((*h == '#' || *h == ';') && (h[-1] == ' ' || h[-1] == '\t')) {
 					*h = 0;
 					val = trim(val);
 					break;
@@ -1071,7 +1098,8 @@ int conf_load_dir(const char *dir, struct conf *c, struct buf *errs)
 		names[nnames++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(names, nnames, sizeof *names, name_cmp);
+	if (nnames > 1) /* names is NULL when there are none: not for qsort */
+		qsort(names, nnames, sizeof *names, name_cmp);
 
 	int nerr = 0;
 	if (nnames == 0) {
@@ -1090,9 +1118,19 @@ int conf_load_dir(const char *dir, struct conf *c, struct buf *errs)
 		struct buf text = { 0 };
 		char chunk[8192];
 		size_t r;
+		bool oom = false;
 		while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
-			buf_append(&text, chunk, r);
+			oom |= buf_append(&text, chunk, r) < 0;
+		/* A read error (EISDIR for a directory named x.conf, EIO) must
+		 * not pass for an empty file. */
+		int rerr = ferror(f) ? errno : oom ? ENOMEM : 0;
 		fclose(f);
+		if (rerr) {
+			add_err(errs, "%s: cannot read: %s", path, strerror(rerr));
+			nerr++;
+			buf_free(&text);
+			continue;
+		}
 		nerr += conf_parse_text(c, path, (const char *)text.data, text.len, errs);
 		buf_free(&text);
 	}
