@@ -24,6 +24,45 @@ PLUGIN_DIR = os.environ.get("MBGW_TEST_PLUGIN_DIR") or os.path.join(
 E_INVAL, E_NOCONN, E_CLOSING, E_NOTFOUND, E_RANGE, E_THREAD = -1, -2, -3, -7, -8, -9
 
 
+def client_sockets(pid):
+    """Number of the server's TCP sockets that are not listeners."""
+    inodes = set()
+    fddir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fddir):
+        try:
+            link = os.readlink(os.path.join(fddir, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) > 9 and parts[9] in inodes and parts[3] != "0A":
+                n += 1
+    return n
+
+
+class QuietServer(Server):
+    """A Server that, before it is stopped, waits (at most 5 s) until it has
+    closed every client connection, so the close callbacks of connections
+    the test closed have run. Only test_shutdown_* tests stop a server
+    with clients still connected."""
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None and self.alive():
+            deadline = time.monotonic() + 5
+            while client_sockets(self.pid()) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        return super().__exit__(exc_type, exc, tb)
+
+
 def test_plugin(name):
     p = os.path.join(PLUGIN_DIR, name + ".so")
     assert os.path.isfile(p), "test plugin %s missing: build the tests/plugins targets" % p
@@ -143,6 +182,18 @@ class MC:
         return self
 
     def __exit__(self, *exc):
+        self.shutdown()
+
+    def shutdown(self):
+        """Best-effort close handshake (QuietServer then waits until the
+        server has closed the connection and run its close callbacks)."""
+        try:
+            self.c.sock.settimeout(2)
+            self.c.send_frame(OP_CLOSE, close_payload(1000))
+            self.c.expect_close()
+            self.c.expect_eof(timeout=2)
+        except (OSError, AssertionError, ConnectionError):
+            pass
         self.c.close()
 
 
@@ -153,7 +204,7 @@ def assert_alive(mc):
 # --- header+json decoding ---------------------------------------------------------------
 
 def test_decoding_header_attrs_and_json():
-    with Server(routes=P_ROUTE) as s, MC(s.port) as c:
+    with QuietServer(routes=P_ROUTE) as s, MC(s.port) as c:
         c.send('info id=7 a=1 b.c=x=y k-2=%7B', {"k": [1, 2, {"z": None}]})
         m = c.wait(lambda m: m.type == "r")
         assert m.header == "r cmd=info id=7", m.header
@@ -176,7 +227,7 @@ def test_decoding_header_attrs_and_json():
 
 
 def test_fragmented_message_is_decoded_whole():
-    with Server(routes=P_ROUTE) as s, MC(s.port) as c:
+    with QuietServer(routes=P_ROUTE) as s, MC(s.port) as c:
         c.c.send(frame(OP_TEXT, b"info id=f", fin=False) + frame(OP_CONT, b'rag\n{"a"', fin=False)
                  + frame(OP_CONT, b':[1,2]}'))
         b = c.wait(lambda m: m.type == "r").body
@@ -198,7 +249,7 @@ def check_error(m, code, mid=None, words=()):
 
 
 def test_bad_header_replies():
-    with Server(routes=P_ROUTE, server_extra="max_message_header = 64\n") as s, MC(s.port) as c:
+    with QuietServer(routes=P_ROUTE, server_extra="max_message_header = 64\n") as s, MC(s.port) as c:
         check_error(c.error_for(b'info id=1 {"no":"newline"}'), "bad_header", None, ["no header line"])
         check_error(c.error_for("info id=2 caf\u00e9\n{}".encode()), "bad_header", None, ["non-ASCII"])
         check_error(c.error_for(b"info\tid=3\n{}"), "bad_header", None, ["offset 4"])
@@ -222,7 +273,7 @@ def test_bad_header_replies():
 
 
 def test_invalid_json_replies():
-    with Server(routes=P_ROUTE) as s, MC(s.port) as c:
+    with QuietServer(routes=P_ROUTE) as s, MC(s.port) as c:
         check_error(c.error_for(b'info id=1\n{"a":'), "invalid_json", "1", ["not valid JSON"])
         check_error(c.error_for(b"info id=2\n{'a':1}"), "invalid_json", "2")
         check_error(c.error_for(b"info id=3\n{} x"), "invalid_json", "3", ["text after its JSON value"])
@@ -236,7 +287,7 @@ def test_invalid_json_replies():
 
 def test_plugin_error_and_unsupported_payload():
     routes = P_ROUTE + route("n", "/n", plugin="probe_nomsg")
-    with Server(routes=routes) as s:
+    with QuietServer(routes=routes) as s:
         with MC(s.port) as c:
             check_error(c.error_for(b"fail id=11\n{}"), "plugin_error", "11")
             check_error(c.error_for(b"fail\n{}"), "plugin_error", None)
@@ -248,7 +299,7 @@ def test_plugin_error_and_unsupported_payload():
 
 
 def test_binary_payload_is_opaque():
-    with Server(routes=P_ROUTE) as s, MC(s.port) as c:
+    with QuietServer(routes=P_ROUTE) as s, MC(s.port) as c:
         payload = bytes(range(256)) + b"\n{not json\xff"
         c.c.send_frame(OP_BINARY, b"info id=b1 k=v\n" + payload)
         b = c.wait(lambda m: m.type == "r").body
@@ -269,7 +320,7 @@ def test_binary_payload_is_opaque():
 def test_raw_route_gets_bytes_as_is():
     routes = route("raw", "/raw", extra="format = raw") + \
         "[route echo]\npath = /echo\nplugin = echo\nformat = raw\n"
-    with Server(routes=routes) as s:
+    with QuietServer(routes=routes) as s:
         with MC(s.port, "/raw") as c:
             for op, data in ((OP_TEXT, b'info id=1\n{"not":"decoded"'), (OP_TEXT, b""),
                              (OP_TEXT, "no header, \u00e9".encode()),
@@ -296,7 +347,7 @@ def test_route_precedence_by_type():
               route("longer", "/t", extra="types = a.b.*, x.y") +
               route("catchall", "/t") +
               route("typed_only", "/n", extra="types = x.*, exact.one"))
-    with Server(routes=routes) as s:
+    with QuietServer(routes=routes) as s:
         with MC(s.port, "/t") as c:
             for t, inst in (("a.b", "exact"), ("a.c", "prefix"), ("a.b.c", "longer"),
                             ("a.b.c.d", "longer"), ("a.bc", "prefix"), ("x.y", "longer"),
@@ -321,7 +372,7 @@ def test_subprotocol_selection():
               route("two", "/sp", extra="subprotocols = two.v1\nrequire_subprotocol = yes") +
               route("plain", "/sp") +
               route("strict", "/strict", extra="subprotocols = s.v1\nrequire_subprotocol = yes"))
-    with Server(routes=routes) as s:
+    with QuietServer(routes=routes) as s:
         def connect(path, offer):
             h = {"Sec-WebSocket-Protocol": offer} if offer else None
             return MC(s.port, path, headers=h)
@@ -357,7 +408,7 @@ def test_no_subprotocol_client_is_not_routed_ambiguously():
     the configuration must be refused as ambiguous; never accepted with
     the message silently going to whichever route comes first."""
     routes = route("withproto", "/sp", extra="subprotocols = one.v1") + route("plain", "/sp")
-    s = Server(routes=routes)
+    s = QuietServer(routes=routes)
     try:
         s.start()
     except RuntimeError as e:
@@ -383,7 +434,7 @@ def raw_upgrade(port, path, headers=None):
 
 
 def test_verify_rejects_and_accepts():
-    with Server(routes=route("p", "/p")) as s:
+    with QuietServer(routes=route("p", "/p")) as s:
         for q, status in (("deny=403", 403), ("x=1&deny=401", 401), ("deny=503", 503),
                           ("deny=200", 403), ("deny=999", 403)):
             r = raw_upgrade(s.port, "/p?" + q)
@@ -412,8 +463,8 @@ def ev(obs, kind, conn, timeout=5):
 
 
 def test_open_close_callbacks_and_codes():
-    routes = route("p", "/p", settings={"name": "p"})
-    with Server(routes=routes) as s, events_observer(s.port) as obs:
+    routes = route("p", "/p", settings={"name": "p"}, extra="keep_headers = User-Agent")
+    with QuietServer(routes=routes) as s, events_observer(s.port) as obs:
         # open: with the connection's attributes
         c = MC(s.port, "/p?x=1", headers={"User-Agent": "ua-open/2"})
         me = c.call("whoami")["conn"]
@@ -466,7 +517,7 @@ def test_every_route_of_a_connection_gets_open_and_close():
     routes = (route("a", "/m", settings={"name": "a"}, extra="types = whoami") +
               route("b", "/m", settings={"name": "b"}) +
               route("obs", "/obs", settings={"name": "obs", "events": False}))
-    with Server(routes=routes) as s, events_observer(s.port, "/obs") as obs:
+    with QuietServer(routes=routes) as s, events_observer(s.port, "/obs") as obs:
         c = MC(s.port, "/m")
         who = c.call("whoami")
         assert who["inst"] == "a", who
@@ -480,8 +531,9 @@ def test_every_route_of_a_connection_gets_open_and_close():
 
 
 def test_conn_attr():
-    routes = route("p", "/p") + route("sp", "/sp", extra="subprotocols = x.v1")
-    with Server(routes=routes) as s:
+    routes = (route("p", "/p", extra="keep_headers = User-Agent, X-Custom, Host") +
+              route("sp", "/sp", extra="subprotocols = x.v1"))
+    with QuietServer(routes=routes) as s:
         with MC(s.port, "/p?k=v&e=%C3%A9", headers={"User-Agent": "attr-test/9",
                                                    "X-Custom": "a b  c"}) as c:
             def attr(name, **kw):
@@ -499,15 +551,19 @@ def test_conn_attr():
             assert attr("header:Host")["value"] == "127.0.0.1"
             assert attr("header:X-Missing") == {"rc": E_NOTFOUND, "value": None}
             assert attr("nonsense") == {"rc": E_NOTFOUND, "value": None}
+            assert attr("scheme") == {"rc": 2, "value": "ws"}
             # out too small: E_RANGE; exactly enough (length + NUL): fine
             assert attr("path", cap=2) == {"rc": E_RANGE, "value": None}
             assert attr("path", cap=3) == {"rc": 2, "value": "/p"}
-        with MC(s.port, "/sp", headers={"Sec-WebSocket-Protocol": "x.v1"}) as c:
+        with MC(s.port, "/sp", headers={"Sec-WebSocket-Protocol": "x.v1", "User-Agent": "u"}) as c:
             assert c.call("attr", {"name": "subprotocol"}) == {"rc": 4, "value": "x.v1"}
+            # a route that keeps no headers has none
+            assert c.call("attr", {"name": "header:User-Agent"}) == {"rc": E_NOTFOUND, "value": None}
+            assert c.call("attr", {"name": "query"}) == {"rc": 0, "value": ""}
 
 
 def test_udata_per_connection():
-    with Server(routes=P_ROUTE, workers=2) as s, MC(s.port) as a, MC(s.port) as b:
+    with QuietServer(routes=P_ROUTE, workers=2) as s, MC(s.port) as a, MC(s.port) as b:
         assert a.call("udata.get") == {"v": None}
         assert a.call("udata.set", {"v": "alpha"}) == {"rc": 0}
         assert b.call("udata.set", {"v": "beta"}) == {"rc": 0}
@@ -522,7 +578,7 @@ def test_udata_per_connection():
 # --- timers, counters, bad calls ---------------------------------------------------------
 
 def test_timers():
-    with Server(routes=P_ROUTE, workers=2) as s:
+    with QuietServer(routes=P_ROUTE, workers=2) as s:
         clients = [MC(s.port) for _ in range(4)]   # on both workers
         try:
             for c in clients:
@@ -547,7 +603,7 @@ def test_timers():
 def test_repeating_timer_cancelled_from_its_callback():
     """A repeating timer that cancels itself from its own callback (on its
     3rd run) runs exactly 3 times."""
-    with Server(routes=P_ROUTE, workers=1) as s, MC(s.port) as c:
+    with QuietServer(routes=P_ROUTE, workers=1) as s, MC(s.port) as c:
         tid = c.call("timer", {"delay": 20, "repeat": 30, "count": 3})["timer"]
         for n in (1, 2, 3):
             f = c.wait(lambda m: m.type == "timer.fired", 3)
@@ -560,7 +616,7 @@ def test_repeating_timer_cancelled_from_its_callback():
 
 
 def test_repeating_timer_cancelled_from_a_message():
-    with Server(routes=P_ROUTE, workers=2) as s, MC(s.port) as c:
+    with QuietServer(routes=P_ROUTE, workers=2) as s, MC(s.port) as c:
         tid = c.call("timer", {"delay": 10, "repeat": 150, "count": 1000})["timer"]
         assert c.wait(lambda m: m.type == "timer.fired", 3).body["n"] == 1
         time.sleep(0.05)   # its callback has long returned
@@ -572,7 +628,7 @@ def test_repeating_timer_cancelled_from_a_message():
 def test_repeating_timer_cancelled_while_its_callback_runs():
     """timer_cancel from a connection on worker 1 while the timer's
     (slow) callback runs on worker 0: the timer must not run again."""
-    with Server(routes=P_ROUTE, workers=2) as s:
+    with QuietServer(routes=P_ROUTE, workers=2) as s:
         c = None
         for _ in range(40):
             c = MC(s.port)
@@ -592,7 +648,7 @@ def test_repeating_timer_cancelled_while_its_callback_runs():
 
 
 def test_counters():
-    with Server(routes=P_ROUTE) as s, MC(s.port) as c:
+    with QuietServer(routes=P_ROUTE) as s, MC(s.port) as c:
         assert c.call("counter", {"name": "hits", "delta": 5}) == {"rc": 0}
         assert c.call("counter", {"name": "hits", "delta": -2}) == {"rc": 0}
         assert c.call("counter", {"name": "other", "delta": 1}) == {"rc": 0}
@@ -601,7 +657,7 @@ def test_counters():
 
 
 def test_invalid_host_calls_return_errors():
-    with Server(routes=P_ROUTE) as s, MC(s.port) as c:
+    with QuietServer(routes=P_ROUTE) as s, MC(s.port) as c:
         b = c.call("badcalls")
         expect = {
             "send_opcode": E_INVAL, "send_utf8": E_INVAL, "send_null": E_INVAL,
@@ -624,7 +680,7 @@ def test_invalid_host_calls_return_errors():
 # --- sends to closed connections, sends from a thread --------------------------------------
 
 def test_send_to_closed_connection_returns_noconn():
-    with Server(routes=route("p", "/p", settings={"name": "p"}), workers=1) as s, \
+    with QuietServer(routes=route("p", "/p", settings={"name": "p"}), workers=1) as s, \
             MC(s.port) as b, events_observer(s.port) as obs:
         a = MC(s.port)
         aid = a.call("whoami")["conn"]
@@ -654,7 +710,7 @@ def test_send_to_closed_connection_returns_noconn():
 
 def test_send_to_connection_on_another_worker():
     """From another worker a send is queued (MBGW_OK) and delivered."""
-    with Server(routes=P_ROUTE, workers=2) as s:
+    with QuietServer(routes=P_ROUTE, workers=2) as s:
         # Connect until each worker has three of our connections.
         by_worker, extra = {1: [], 2: []}, []
         for _ in range(60):
@@ -682,7 +738,7 @@ def test_send_to_connection_on_another_worker():
 
 
 def test_sends_from_a_plugin_thread():
-    with Server(routes=P_ROUTE, workers=2) as s:
+    with QuietServer(routes=P_ROUTE, workers=2) as s:
         for _ in range(2):
             with MC(s.port) as c:
                 assert c.call("thread", {"n": 300}) == {"started": True}
@@ -693,20 +749,42 @@ def test_sends_from_a_plugin_thread():
                 assert done == {"sends_ok": 300, "first_err": 0, "set_udata": E_THREAD,
                                 "get_udata_null": True, "conn_attr": E_THREAD, "counter": 0}, done
                 assert_alive(c)
-        # A thread still sending while its connection goes away: no crash,
-        # and the server stays healthy.
-        for _ in range(3):
-            c = MC(s.port)
-            assert c.call("thread", {"n": 20000}) == {"started": True}
-            c.c.sock.close()
+        # A thread still sending while its connection goes away: no crash;
+        # it reports to another connection when it is done.
+        with MC(s.port) as r:
+            rid = r.call("whoami")["conn"]
+            for _ in range(3):
+                c = MC(s.port)
+                assert c.call("thread", {"n": 20000, "report_to": rid}) == {"started": True}
+                c.c.sock.close()
+            for _ in range(3):
+                done = r.wait(lambda m: m.type == "thread.done", 20).body
+                assert 0 <= done["sends_ok"] <= 20000, done
+                assert done["first_err"] in (0, E_NOCONN, E_CLOSING), done
+            assert_alive(r)
+
+
+def test_plugin_thread_sending_during_shutdown():
+    """A plugin thread keeps sending until the plugin's shutdown callback
+    stops it, which runs after the workers are gone: the host functions
+    it calls meanwhile must stay safe (under ASan: no use after free, no
+    leak)."""
+    s = Server(routes=P_ROUTE, workers=2, log_level="info")
+    with s:
+        with MC(s.port) as gone:
+            for _ in range(3):   # these send to a connection that has closed
+                assert gone.call("thread", {"n": -1, "pause_us": 20}) == {"started": True}
+            gone.wait(lambda m: m.type == "thread.msg" and m.body["i"] >= 50, 5)
         with MC(s.port) as c:
-            assert_alive(c)
+            assert c.call("thread", {"n": -1, "pause_us": 20}) == {"started": True}
+            c.wait(lambda m: m.type == "thread.msg" and m.body["i"] >= 50, 5)
+            # stopped by the harness while both threads send
 
 
 # --- groups and broadcast across workers ----------------------------------------------------
 
 def test_groups_join_leave_except():
-    with Server(routes=P_ROUTE, workers=2) as s:
+    with QuietServer(routes=P_ROUTE, workers=2) as s:
         a, b, c = MC(s.port), MC(s.port), MC(s.port)
         try:
             for m in (a, b):
@@ -776,7 +854,7 @@ def check_streams(name, got, publishers, n):
 
 def test_cross_worker_group_and_broadcast():
     NSUB, NPUB, N = 40, 3, 200
-    with Server(routes=route("b", "/b"), workers=4, log_level="info") as s:
+    with QuietServer(routes=route("b", "/b"), workers=4, log_level="info") as s:
         subs = [MC(s.port, "/b", timeout=30) for _ in range(NSUB)]
         pubs = [MC(s.port, "/b", timeout=30) for _ in range(NPUB)]
         try:
@@ -859,6 +937,7 @@ if __name__ == "__main__":
         test_send_to_closed_connection_returns_noconn,
         test_send_to_connection_on_another_worker,
         test_sends_from_a_plugin_thread,
+        test_plugin_thread_sending_during_shutdown,
         test_groups_join_leave_except,
         test_cross_worker_group_and_broadcast,
     ])

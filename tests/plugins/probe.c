@@ -25,8 +25,10 @@
  *   sendto          {"conn", "text"} -> {"rc"} (host->send to another id)
  *   closeconn       {"conn", "code", "reason"} -> {"rc"}
  *   badcalls        return codes of invalid host calls
- *   thread          {"n"}: a new thread sends "thread.msg {"i"}" n times,
- *                   then "thread.done {...}" with what it saw
+ *   thread          {"n", "report_to"?, "pause_us"?}: a new thread sends "thread.msg
+ *                   {"i"}" n times (n < 0: until shutdown), then
+ *                   "thread.done {...}" with what it saw (to report_to
+ *                   if given)
  *   join/leave      {"group"} -> {"rc"}
  *   publish         {"group", "text", "except_self"?} -> {"rc"}: the text
  *                   is published as a text message
@@ -44,6 +46,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +78,9 @@ struct targ {
 struct targs {
 	struct probe *p;
 	mbgw_conn_id conn;
+	mbgw_conn_id report_to;
 	int n;
+	long pause_ns;
 };
 
 struct probe {
@@ -83,6 +88,7 @@ struct probe {
 	char name[64];
 	bool events;
 	pthread_mutex_t lock;
+	atomic_bool stopping;
 	struct targ *timers;
 	pthread_t threads[64];
 	size_t nthreads;
@@ -124,6 +130,7 @@ static int p_init(const struct mbgw_host *h, struct mbgw_instance *inst, const c
 static void p_shutdown(void *state)
 {
 	struct probe *p = state;
+	atomic_store(&p->stopping, true);
 	pthread_mutex_lock(&p->lock);
 	size_t n = p->nthreads;
 	p->nthreads = 0;
@@ -335,7 +342,8 @@ MSG_ONLY static void *thread_main(void *arg)
 {
 	struct targs *a = arg;
 	int ok = 0, first_err = 0;
-	for (int i = 0; i < a->n; i++) {
+	/* n < 0: send until the instance shuts down, pausing pause_ns */
+	for (int i = 0; a->n < 0 ? !atomic_load(&a->p->stopping) : i < a->n; i++) {
 		char body[64];
 		snprintf(body, sizeof body, "{\"i\":%d}", i);
 		int rc = host->send_msg(a->conn, "thread.msg", body);
@@ -343,6 +351,10 @@ MSG_ONLY static void *thread_main(void *arg)
 			ok++;
 		else if (!first_err)
 			first_err = rc;
+		if (a->n < 0) {
+			struct timespec ts = { 0, a->pause_ns };
+			nanosleep(&ts, NULL);
+		}
 	}
 	char buf[64];
 	cJSON *o = cJSON_CreateObject();
@@ -352,7 +364,7 @@ MSG_ONLY static void *thread_main(void *arg)
 	cJSON_AddBoolToObject(o, "get_udata_null", host->get_udata(a->conn) == NULL);
 	cJSON_AddNumberToObject(o, "conn_attr", host->conn_attr(a->conn, "path", buf, sizeof buf));
 	cJSON_AddNumberToObject(o, "counter", host->counter_add(a->p->inst, "thread", 1));
-	send_json(a->conn, "thread.done", o);
+	send_json(a->report_to ? a->report_to : a->conn, "thread.done", o);
 	free(a);
 	return NULL;
 }
@@ -544,6 +556,8 @@ static int p_message(void *state, mbgw_conn_id conn, const struct mbgw_message *
 			a->p = p;
 			a->conn = conn;
 			a->n = (int)jnum(j, "n", 10);
+			a->pause_ns = (long)(jnum(j, "pause_us", 200) * 1000) % 1000000000L;
+			a->report_to = parse_conn(cJSON_GetObjectItemCaseSensitive(j, "report_to"));
 			if (pthread_create(&p->threads[p->nthreads], NULL, thread_main, a) == 0) {
 				p->nthreads++;
 				a = NULL;
