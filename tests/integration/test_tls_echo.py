@@ -8,21 +8,15 @@ server runs)."""
 import asyncio
 import json
 import os
-import shutil
 import ssl
-import subprocess
-import threading
 import time
 
 import websockets
 
 from mbgw_harness import MBGW_BIN, Client, OP_TEXT, OP_BINARY, OP_CONT, OP_CLOSE, close_payload, \
-    run_tests, Skip
-from tls_certs import Certs, TLSServer, TLSClient, tls_section, client_context
+    run_tests
+from tls_certs import Certs, TLSServer, TLSClient, tls_section, client_context, node_client
 
-SOURCE_DIR = os.environ.get("MBGW_SOURCE_DIR") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-NODE_MODULES = os.path.join(SOURCE_DIR, "tests", "interop", "node_modules")
 PLUGIN_DIR = os.environ.get("MBGW_TEST_PLUGIN_DIR") or os.path.join(
     os.path.dirname(os.path.abspath(MBGW_BIN)), "test-plugins")
 
@@ -276,68 +270,6 @@ def test_client_rejects_certificate_that_expired():
 
 
 # --- npm ws ------------------------------------------------------------------
-
-NODE_SCRIPT = r"""
-const fs = require('fs');
-const WebSocket = require('ws');
-const args = JSON.parse(process.env.TLS_ARGS);
-const out = (o) => { process.stdout.write(JSON.stringify(o) + '\n'); };
-const opts = { ca: fs.readFileSync(args.ca), perMessageDeflate: false, maxPayload: 4 << 20 };
-if (args.cert) { opts.cert = fs.readFileSync(args.cert); opts.key = fs.readFileSync(args.key); }
-const timer = setTimeout(() => { out({ error: 'timeout' }); process.exit(3); }, 20000);
-const ws = new WebSocket(args.url, opts);
-const done = (o) => { clearTimeout(timer); out(o); process.exit(0); };
-ws.on('error', (e) => done({ error: e.message, error_code: e.code || null }));
-if (args.mode === 'expect_error') {
-  ws.on('open', () => done({ opened: true }));
-} else {
-  const big = Buffer.alloc(1 << 20);
-  for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
-  const expect = [
-    ['text', 'hello from ws'],
-    ['binary', Buffer.from([0, 1, 2, 253, 254, 255])],
-    ['text', 'frag-men-ted'],
-    ['binary', big],
-  ];
-  const got = [];
-  let protocolInfo = null;
-  ws.on('open', () => {
-    protocolInfo = { tls: ws._socket.getProtocol(), alpn: ws._socket.alpnProtocol || null,
-                     authorized: ws._socket.authorized };
-    ws.send('hello from ws');
-    ws.send(Buffer.from([0, 1, 2, 253, 254, 255]));
-    ws.send('frag-', { fin: false });
-    ws.send('men-', { fin: false });
-    ws.send('ted', { fin: true });
-    ws.send(big);
-  });
-  ws.on('message', (data, isBinary) => {
-    got.push([isBinary ? 'binary' : 'text', data]);
-    if (got.length === expect.length) ws.close(1000, 'done');
-  });
-  ws.on('close', (code) => {
-    const results = expect.map(([kind, v], i) => {
-      if (!got[i]) return 'missing';
-      if (got[i][0] !== kind) return 'kind ' + got[i][0];
-      const a = Buffer.isBuffer(v) ? v : Buffer.from(v);
-      return Buffer.compare(a, got[i][1]) === 0 ? 'ok' : 'differs (' + got[i][1].length + ' bytes)';
-    });
-    done({ close_code: code, results, info: protocolInfo });
-  });
-}
-"""
-
-
-def node_client(args, timeout=40):
-    node = shutil.which("node")
-    if not node or not os.path.isdir(os.path.join(NODE_MODULES, "ws")):
-        raise Skip("node or the npm ws package (tests/interop/node_modules) is missing: run `make test-deps`")
-    env = dict(os.environ, NODE_PATH=NODE_MODULES, TLS_ARGS=json.dumps(args))
-    p = subprocess.run([node, "-e", NODE_SCRIPT], capture_output=True, env=env, timeout=timeout)
-    out = p.stdout.decode(errors="replace").strip().splitlines()
-    assert p.returncode == 0 and out, "node failed (%d): %s %s" % (p.returncode, out, p.stderr.decode(errors="replace"))
-    return json.loads(out[-1])
-
 
 def test_npm_ws_wss_echo():
     """npm ws over wss:// with the test CA: text, binary, fragmented and

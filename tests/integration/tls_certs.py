@@ -12,6 +12,7 @@ TLS listener side by side), a raw WebSocket client over TLS (the harness's
 Client on an ssl socket), and small helpers to look at the certificate a
 server presents.
 """
+import json
 import os
 import shutil
 import socket
@@ -122,7 +123,7 @@ distinguished_name = dn
             later = time.gmtime(time.time() + 2 * 86400)
             dates = (time.strftime("%Y%m%d%H%M%SZ", now), time.strftime("%Y%m%d%H%M%SZ", later))
         run("ca", "-batch", "-config", self.cnf, "-cert", self.ca_cert, "-keyfile", self.ca_key,
-            "-in", csr, "-out", cert, "-notext", "-startdate", dates[0], "-enddate", dates[1],
+            "-in", csr, "-out", cert, "-notext", "-preserveDN", "-startdate", dates[0], "-enddate", dates[1],
             "-extfile", extfile, "-extensions", "ext")
         return cert, key
 
@@ -136,14 +137,14 @@ distinguished_name = dn
             ext += "subjectAltName=%s\n" % san
         return self._sign(name, "/CN=%s" % (cn or name), ext, dates, key_kind)
 
-    def client(self, name, cn=None, org=None):
+    def client(self, name, cn=None, org=None, dates=None):
         """A client certificate (extendedKeyUsage clientAuth): (cert, key)."""
         subj = "/CN=%s" % (cn or name)
         if org:
             subj = "/O=%s" % org + subj
         ext = ("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
                "extendedKeyUsage=clientAuth\n")
-        return self._sign(name, subj, ext)
+        return self._sign(name, subj, ext, dates)
 
 
 # --- looking at certificates ---------------------------------------------
@@ -162,6 +163,12 @@ def cert_subject_cn(der):
 def cert_sans(der):
     out = run("x509", "-inform", "DER", "-noout", "-ext", "subjectAltName", input=der).decode()
     return [s.strip() for s in out.splitlines()[1:] for s in s.split(",") if s.strip()]
+
+
+def file_subject(pem_path):
+    """A PEM certificate's subject as RFC 2253 text (last RDN first)."""
+    out = run("x509", "-in", pem_path, "-noout", "-subject", "-nameopt", "RFC2253").decode()
+    return out.strip().split("=", 1)[1]
 
 
 def file_cn(pem_path):
@@ -311,3 +318,75 @@ def run_mbgw(args, timeout=20):
     p = subprocess.run([MBGW_BIN] + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        timeout=timeout)
     return p.returncode, p.stdout.decode("utf-8", "replace")
+
+
+# --- the npm ws client ---------------------------------------------------------
+
+SOURCE_DIR = os.environ.get("MBGW_SOURCE_DIR") or os.path.abspath(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+NODE_MODULES = os.path.join(SOURCE_DIR, "tests", "interop", "node_modules")
+
+NODE_SCRIPT = r"""
+const fs = require('fs');
+const WebSocket = require('ws');
+const args = JSON.parse(process.env.TLS_ARGS);
+const out = (o) => { process.stdout.write(JSON.stringify(o) + '\n'); };
+const opts = { ca: fs.readFileSync(args.ca), perMessageDeflate: false, maxPayload: 4 << 20 };
+if (args.cert) { opts.cert = fs.readFileSync(args.cert); opts.key = fs.readFileSync(args.key); }
+const timer = setTimeout(() => { out({ error: 'timeout' }); process.exit(3); }, 20000);
+const ws = new WebSocket(args.url, opts);
+const done = (o) => { clearTimeout(timer); out(o); process.exit(0); };
+ws.on('error', (e) => done({ error: e.message, error_code: e.code || null }));
+if (args.mode === 'expect_error') {
+  ws.on('open', () => done({ opened: true }));
+} else {
+  const big = Buffer.alloc(1 << 20);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+  const expect = [
+    ['text', 'hello from ws'],
+    ['binary', Buffer.from([0, 1, 2, 253, 254, 255])],
+    ['text', 'frag-men-ted'],
+    ['binary', big],
+  ];
+  const got = [];
+  let protocolInfo = null;
+  ws.on('open', () => {
+    protocolInfo = { tls: ws._socket.getProtocol(), alpn: ws._socket.alpnProtocol || null,
+                     authorized: ws._socket.authorized };
+    ws.send('hello from ws');
+    ws.send(Buffer.from([0, 1, 2, 253, 254, 255]));
+    ws.send('frag-', { fin: false });
+    ws.send('men-', { fin: false });
+    ws.send('ted', { fin: true });
+    ws.send(big);
+  });
+  ws.on('message', (data, isBinary) => {
+    got.push([isBinary ? 'binary' : 'text', data]);
+    if (got.length === expect.length) ws.close(1000, 'done');
+  });
+  ws.on('close', (code) => {
+    const results = expect.map(([kind, v], i) => {
+      if (!got[i]) return 'missing';
+      if (got[i][0] !== kind) return 'kind ' + got[i][0];
+      const a = Buffer.isBuffer(v) ? v : Buffer.from(v);
+      return Buffer.compare(a, got[i][1]) === 0 ? 'ok' : 'differs (' + got[i][1].length + ' bytes)';
+    });
+    done({ close_code: code, results, info: protocolInfo });
+  });
+}
+"""
+
+
+def node_client(args, timeout=40):
+    """Runs NODE_SCRIPT (npm ws over wss://) with args (url, ca, and
+    optionally cert/key and mode "expect_error"); returns its JSON result.
+    Raises Skip when node or the ws package is missing."""
+    from mbgw_harness import Skip
+    node = shutil.which("node")
+    if not node or not os.path.isdir(os.path.join(NODE_MODULES, "ws")):
+        raise Skip("node or the npm ws package (tests/interop/node_modules) is missing: run `make test-deps`")
+    env = dict(os.environ, NODE_PATH=NODE_MODULES, TLS_ARGS=json.dumps(args))
+    p = subprocess.run([node, "-e", NODE_SCRIPT], capture_output=True, env=env, timeout=timeout)
+    out = p.stdout.decode(errors="replace").strip().splitlines()
+    assert p.returncode == 0 and out, "node failed (%d): %s %s" % (p.returncode, out, p.stderr.decode(errors="replace"))
+    return json.loads(out[-1])
