@@ -40,22 +40,28 @@ class ReloadServer(Server):
     TMPDIR inside the test directory (so its private plugin copies can be
     found)."""
 
-    def __init__(self, stateless=False, reload_policy="keep", extra_routes="", workers=2):
+    def __init__(self, stateless=False, reload_policy="keep", extra_routes="", workers=2,
+                 watch=False):
         self.stateless = stateless
         self.reload_policy = reload_policy
         self.extra_routes = extra_routes
+        # watch = yes watches the plugin directory: the deploy directory is
+        # then plugin_dir and the route names the plugin instead of a path.
+        self.plugin_ref = "versioned" if watch else "../deploy/versioned.so"
         super().__init__(routes=self.routes_text(), workers=workers, log_level="info")
         self.env = {"TMPDIR": self.dir.name}
         self.pid_file = os.path.join(self.dir.name, "mbgw.pid")
+        self.deploy_dir = os.path.join(self.dir.name, "deploy")
         with open(os.path.join(self.confdir, "00-server.conf"), "a") as f:
             f.write("pid_file = %s\n" % self.pid_file)
-        self.deploy_dir = os.path.join(self.dir.name, "deploy")
+            if watch:
+                f.write("watch = yes\nplugin_dir = %s\n" % self.deploy_dir)
         os.mkdir(self.deploy_dir)
         self.deploy(1)
 
     def routes_text(self, settings=None):
-        text = "[route v]\npath = /v\nplugin = ../deploy/versioned.so\nformat = raw\nreload = %s\n" % (
-            self.reload_policy)
+        text = "[route v]\npath = /v\nplugin = %s\nformat = raw\nreload = %s\n" % (
+            self.plugin_ref, self.reload_policy)
         if settings:
             text += "settings = %s\n" % settings
         return text + self.extra_routes
@@ -373,10 +379,69 @@ def test_reload_unchanged_plugin_keeps_instance():
         assert c.recv_message() == (OP_TEXT, b"v1 b")
 
 
+def test_watch_reloads_once_per_deploy():
+    """watch = yes: a deploy into the plugin directory (copy + rename) and
+    an edit of conf.d each reload once; a broken edit keeps the service."""
+    s = ReloadServer(watch=True)
+    with s, Client(s.port, "/v") as old:
+        old.send_frame(OP_TEXT, "a")
+        assert old.recv_message() == (OP_TEXT, b"v1 a")
+        assert s.wait_log("watching %s for changes" % s.deploy_dir)
+        s.deploy(2)
+        deadline = time.monotonic() + 5
+        while s.count_log("reload done") < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert s.count_log("reload done") == 1, s.logtext()[-2000:]
+        assert ask(s.port, "b") == "v2 b"
+        old.send_frame(OP_TEXT, "c")
+        assert old.recv_message() == (OP_TEXT, b"v1 c")      # keep
+        time.sleep(0.8)
+        assert s.count_log("reload done") == 1, "one deploy, several reloads"
+        assert s.count_log("(watch = yes)") == 1
+        # a broken edit of conf.d: reload failed, v2 still serves
+        with open(os.path.join(s.confdir, "20-broken.conf"), "w") as f:
+            f.write("[route\n")
+        deadline = time.monotonic() + 5
+        while s.count_log("reload failed") < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert s.count_log("reload failed") == 1, s.logtext()[-2000:]
+        assert "20-broken.conf:1: " in s.logtext()
+        assert ask(s.port, "d") == "v2 d"
+
+
+def test_reload_command_errors():
+    """`mbgw reload` without a pid_file, or with a stale one, says why and
+    exits 1."""
+    s = ReloadServer()
+    try:
+        rc_pid = subprocess.run([MBGW_BIN, "reload", "-c", s.confdir], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, timeout=10)
+        out = rc_pid.stdout.decode()
+        assert rc_pid.returncode == 1 and "cannot read a pid from %s" % s.pid_file in out, out
+        with open(s.pid_file, "w") as f:
+            f.write("999999999\n")
+        p = subprocess.run([MBGW_BIN, "reload", "-c", s.confdir], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=10)
+        out = p.stdout.decode()
+        assert p.returncode == 1 and "cannot signal process 999999999" in out, out
+        with open(os.path.join(s.confdir, "00-server.conf")) as f:
+            text = f.read()
+        with open(os.path.join(s.confdir, "00-server.conf"), "w") as f:
+            f.write(text.replace("pid_file = %s\n" % s.pid_file, ""))
+        p = subprocess.run([MBGW_BIN, "reload", "-c", s.confdir], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=10)
+        out = p.stdout.decode()
+        assert p.returncode == 1 and "sets no pid_file" in out, out
+    finally:
+        s.dir.cleanup()
+
+
 if __name__ == "__main__":
     run_tests([
         test_reload_keep_100_clients,
         test_reload_move_stateless,
         test_replaced_plugin_unloaded_while_other_routes_stay_open,
         test_reload_unchanged_plugin_keeps_instance,
+        test_watch_reloads_once_per_deploy,
+        test_reload_command_errors,
     ])
