@@ -271,6 +271,76 @@ class TLSClient(Client):
         raise AssertionError("the server did not end the TLS stream within %ss" % timeout)
 
 
+class BioHandshake:
+    """A TLS client driven by hand through memory BIOs, so a test controls
+    which handshake bytes reach the server and when."""
+
+    def __init__(self, port, server_hostname=None, ctx=None, timeout=5):
+        self.ctx = ctx or client_context(verify=False)
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.obj = self.ctx.wrap_bio(self.incoming, self.outgoing, server_hostname=server_hostname)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.timeout = timeout
+
+    def client_hello(self):
+        """The ClientHello bytes (not sent)."""
+        try:
+            self.obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        return self.outgoing.read()
+
+    def _pump(self):
+        out = self.outgoing.read()
+        if out:
+            self.sock.sendall(out)
+        data = self.sock.recv(65536)
+        if not data:
+            self.incoming.write_eof()
+        else:
+            self.incoming.write(data)
+
+    def finish(self):
+        """Completes the handshake (the ClientHello must have been sent)."""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            try:
+                self.obj.do_handshake()
+                out = self.outgoing.read()
+                if out:
+                    self.sock.sendall(out)
+                return
+            except ssl.SSLWantReadError:
+                self._pump()
+        raise AssertionError("handshake did not finish within %ss" % self.timeout)
+
+    def peer_cert(self):
+        return self.obj.getpeercert(binary_form=True)
+
+    def request(self, data, until=b"\r\n\r\n"):
+        """Sends data, returns what comes back up to `until` (or EOF)."""
+        self.obj.write(data)
+        self.sock.sendall(self.outgoing.read())
+        got = b""
+        deadline = time.monotonic() + self.timeout
+        while until not in got and time.monotonic() < deadline:
+            try:
+                got += self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                self._pump()
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                break
+        return got
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
 # --- a server with a TLS listener ----------------------------------------
 
 def tls_section(cert, key, **kw):
