@@ -361,6 +361,10 @@ static pthread_mutex_t g_timer_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t g_timer_run = PTHREAD_MUTEX_INITIALIZER;
 static struct timer_rec *g_timers;
 static int64_t g_timer_seq;
+/* The timer whose callback is running (off the list meanwhile), so that
+ * cancelling it — from its own callback or another thread — still works. */
+static struct timer_rec *g_running;
+static bool g_running_cancelled;
 
 static int64_t h_timer_add(struct mbgw_instance *inst, uint64_t delay_ms, uint64_t repeat_ms,
 			   void (*cb)(void *state, void *arg), void *arg)
@@ -391,7 +395,11 @@ static int h_timer_cancel(struct mbgw_instance *inst, int64_t timer_id)
 {
 	int rc = MBGW_E_NOTFOUND;
 	pthread_mutex_lock(&g_timer_lock);
-	for (struct timer_rec **pp = &g_timers; *pp; pp = &(*pp)->next) {
+	if (g_running && g_running->id == timer_id && g_running->inst == inst && !g_running_cancelled) {
+		g_running_cancelled = true;
+		rc = MBGW_OK;
+	}
+	for (struct timer_rec **pp = &g_timers; rc != MBGW_OK && *pp; pp = &(*pp)->next) {
 		if ((*pp)->id == timer_id && (*pp)->inst == inst) {
 			struct timer_rec *t = *pp;
 			*pp = t->next;
@@ -417,19 +425,23 @@ int64_t plugin_host_run_timers(uint64_t now_ms)
 				break;
 			}
 		}
+		g_running = due;
+		g_running_cancelled = false;
 		pthread_mutex_unlock(&g_timer_lock);
 		if (!due)
 			break;
 		due->cb(due->inst->state, due->arg);
-		if (due->repeat_ms) {
+		pthread_mutex_lock(&g_timer_lock);
+		bool again = due->repeat_ms && !g_running_cancelled;
+		g_running = NULL;
+		if (again) {
 			due->due_ms = now_ms + due->repeat_ms;
-			pthread_mutex_lock(&g_timer_lock);
 			due->next = g_timers;
 			g_timers = due;
-			pthread_mutex_unlock(&g_timer_lock);
-		} else {
-			free(due);
 		}
+		pthread_mutex_unlock(&g_timer_lock);
+		if (!again)
+			free(due);
 	}
 	pthread_mutex_unlock(&g_timer_run);
 	int64_t next = -1;

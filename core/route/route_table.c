@@ -13,6 +13,7 @@
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct route_table *g_current;
+static struct route_table *g_live;       /* every table not yet freed */
 static _Atomic uint64_t g_generation;
 
 static void add_err(struct buf *errs, const char *where, const char *fmt, ...)
@@ -32,12 +33,14 @@ static void add_err(struct buf *errs, const char *where, const char *fmt, ...)
 	buf_append(errs, msg, len);
 }
 
-/* Resolves a route's plugin name to a file: a value with '/' is a path
- * (relative to the configuration directory), otherwise <dir>/<name>.so. */
+/* Resolves a route's plugin to a file: a value with '/' or ending in
+ * ".so" is a path (relative to the configuration directory), otherwise a
+ * name: <plugin_dir>/<name>.so. */
 static void plugin_file(const struct conf_route *r, const char *conf_dir, const char *plugin_dir,
 			char *out, size_t cap)
 {
-	if (strchr(r->plugin, '/')) {
+	size_t pl = strlen(r->plugin);
+	if (strchr(r->plugin, '/') || (pl > 3 && strcmp(r->plugin + pl - 3, ".so") == 0)) {
 		if (r->plugin[0] == '/')
 			snprintf(out, cap, "%s", r->plugin);
 		else
@@ -63,11 +66,27 @@ static struct mbgw_instance *find_reusable(const struct route_table *prev, const
 	return NULL;
 }
 
-static void table_free(struct route_table *t)
+static void release_insts(struct route_table *t)
 {
+	if (!t->holds_insts)
+		return;
+	t->holds_insts = false;
 	for (size_t i = 0; i < t->nroutes; i++)
 		if (t->routes[i].inst)
 			plugin_host_instance_unref(t->routes[i].inst);
+}
+
+static void table_free(struct route_table *t)
+{
+	pthread_mutex_lock(&g_lock);
+	for (struct route_table **pp = &g_live; *pp; pp = &(*pp)->next_live) {
+		if (*pp == t) {
+			*pp = t->next_live;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&g_lock);
+	release_insts(t);
 	free(t->routes);
 	if (t->conf) {
 		conf_free(t->conf);
@@ -89,6 +108,7 @@ struct route_table *route_table_build(struct conf *conf, const char *conf_dir,
 		return NULL;
 	}
 	atomic_init(&t->refs, 1);
+	t->holds_insts = true;
 	t->conf = conf;
 	t->plugin_dir = strdup(conf->plugin_dir ? conf->plugin_dir : default_plugin_dir);
 	t->routes = calloc(conf->nroutes ? conf->nroutes : 1, sizeof *t->routes);
@@ -200,18 +220,27 @@ struct route_table *route_table_swap(struct route_table *t, uint64_t now_ms)
 	t->generation = atomic_load(&g_generation) + 1;
 	atomic_store(&g_generation, t->generation);
 	g_current = t;
-	pthread_mutex_unlock(&g_lock);
-	if (old) {
-		for (size_t i = 0; i < old->nroutes; i++) {
-			struct route *r = &old->routes[i];
-			if (!route_table_find(t, r->conf->name)) {
-				uint64_t d = now_ms + r->conf->drain_ms;
-				atomic_store(&r->removed_deadline_ms, d ? d : 1);
+	t->next_live = g_live;
+	g_live = t;
+	/* A route gone from the new table closes its connections after its
+	 * drain time, whichever older table they were accepted with. */
+	for (struct route_table *o = t->next_live; o; o = o->next_live) {
+		for (size_t i = 0; i < o->nroutes; i++) {
+			struct route *r = &o->routes[i];
+			if (route_table_find(t, r->conf->name) || atomic_load(&r->removed_deadline_ms))
+				continue;
+			uint64_t d = now_ms + r->conf->drain_ms;
+			atomic_store(&r->removed_deadline_ms, d ? d : 1);
+			if (o == old)
 				log_info("route %s removed: its connections close with 1001 in %llu ms",
 					 r->conf->name, (unsigned long long)r->conf->drain_ms);
-			}
 		}
 	}
+	pthread_mutex_unlock(&g_lock);
+	/* Connections hold their own instance references; the replaced table
+	 * lets go of its, so an unused instance retires now. */
+	if (old)
+		release_insts(old);
 	return old;
 }
 
@@ -221,22 +250,26 @@ void route_table_clear(void)
 	struct route_table *old = g_current;
 	g_current = NULL;
 	pthread_mutex_unlock(&g_lock);
+	if (old)
+		release_insts(old);
 	route_table_unref(old);
 }
 
-size_t route_table_match(const struct route_table *t, const char *path, size_t path_len,
-			 bool (*offered)(void *ctx, const char *proto), void *ctx,
-			 struct route **out, const char **subprotocol, const char **refused)
+/* Matching proper, on a table the caller keeps alive. */
+static size_t match(const struct route_table *t, const char *path, size_t path_len,
+		    bool (*offered)(void *ctx, const char *proto), void *ctx,
+		    struct route **out, const char **subprotocol, const char **refused)
 {
 	*subprotocol = NULL;
 	*refused = NULL;
-	bool any = false;
+	bool any = false, any_plain = false;
 	/* Server preference: subprotocols in configuration order. */
-	for (size_t i = 0; i < t->nroutes && !*subprotocol; i++) {
+	for (size_t i = 0; i < t->nroutes; i++) {
 		const struct conf_route *r = t->routes[i].conf;
 		if (strlen(r->path) != path_len || memcmp(r->path, path, path_len) != 0)
 			continue;
 		any = true;
+		any_plain |= r->nsubprotocols == 0;
 		for (size_t k = 0; k < r->nsubprotocols && !*subprotocol; k++)
 			if (offered(ctx, r->subprotocols[k]))
 				*subprotocol = r->subprotocols[k];
@@ -254,8 +287,11 @@ size_t route_table_match(const struct route_table *t, const char *path, size_t p
 		if (*subprotocol) {
 			for (size_t k = 0; k < r->nsubprotocols; k++)
 				serves |= strcmp(r->subprotocols[k], *subprotocol) == 0;
+		} else if (any_plain) {
+			/* No subprotocol agreed: the routes that list none serve. */
+			serves = r->nsubprotocols == 0;
 		} else {
-			serves = r->nsubprotocols == 0 || !r->require_subprotocol;
+			serves = !r->require_subprotocol;
 		}
 		if (serves && n < ROUTE_MAX_PER_CONN)
 			out[n++] = &t->routes[i];
@@ -264,6 +300,58 @@ size_t route_table_match(const struct route_table *t, const char *path, size_t p
 		*refused = required ? "No supported subprotocol offered"
 				    : "No route serves the offered subprotocols";
 	return n;
+}
+
+size_t route_table_match(const char *path, size_t path_len,
+			 bool (*offered)(void *ctx, const char *proto), void *ctx,
+			 struct route **out, const char **subprotocol, const char **refused,
+			 struct route_table **table)
+{
+	pthread_mutex_lock(&g_lock);
+	struct route_table *t = g_current;
+	size_t n = t ? match(t, path, path_len, offered, ctx, out, subprotocol, refused) : 0;
+	if (n) {
+		atomic_fetch_add(&t->refs, 1);
+		for (size_t i = 0; i < n; i++)
+			plugin_host_instance_ref(out[i]->inst);
+	}
+	pthread_mutex_unlock(&g_lock);
+	*table = n ? t : NULL;
+	return n;
+}
+
+void route_release(struct route **routes, size_t n, struct route_table *t)
+{
+	for (size_t i = 0; i < n; i++)
+		plugin_host_instance_unref(routes[i]->inst);
+	route_table_unref(t);
+}
+
+bool route_table_rebind(struct route **routes, size_t n, struct route_table **t)
+{
+	struct route *moved[ROUTE_MAX_PER_CONN];
+	pthread_mutex_lock(&g_lock);
+	struct route_table *cur = g_current;
+	bool ok = cur && cur != *t && n <= ROUTE_MAX_PER_CONN;
+	for (size_t i = 0; ok && i < n; i++) {
+		moved[i] = route_table_find(cur, routes[i]->conf->name);
+		ok = moved[i] && moved[i]->conf->reload_move && moved[i]->inst->stateless;
+	}
+	if (ok) {
+		atomic_fetch_add(&cur->refs, 1);
+		for (size_t i = 0; i < n; i++)
+			plugin_host_instance_ref(moved[i]->inst);
+	}
+	pthread_mutex_unlock(&g_lock);
+	if (!ok)
+		return false;
+	struct route *old_routes[ROUTE_MAX_PER_CONN];
+	memcpy(old_routes, routes, n * sizeof *routes);
+	struct route_table *old = *t;
+	memcpy(routes, moved, n * sizeof *moved);
+	*t = cur;
+	route_release(old_routes, n, old);
+	return true;
 }
 
 int route_pick(struct route *const *routes, size_t n, const char *type, size_t type_len)

@@ -4,9 +4,11 @@
  * configuration (struct conf, which it then owns) beside the one in force;
  * only when every plugin has loaded and initialised does it replace the
  * current table (route_table_swap). Tables are reference-counted: each open
- * connection holds the table it was accepted with, so it keeps its plugin
- * instances across reloads, and an instance (and its .so) is retired only
- * when no table references it any more.
+ * connection holds the table it was accepted with (for its routes'
+ * configuration) and a reference to each of its routes' instances. The
+ * current table also holds its instances; once replaced it lets go of
+ * them, so an instance (and its .so) is retired as soon as its own last
+ * connection has gone, whatever other routes' connections still hold.
  *
  * Precedence, documented in docs/plugins.md:
  *  - at upgrade: the routes whose path equals the request path form an
@@ -73,6 +75,8 @@ struct route {
 
 struct route_table {
 	atomic_long refs;
+	struct route_table *next_live;  /* every table still referenced */
+	bool holds_insts;               /* references its instances (until replaced) */
 	uint64_t generation;
 	struct conf *conf;              /* owned */
 	struct route *routes;
@@ -107,14 +111,26 @@ struct route_table *route_table_swap(struct route_table *t, uint64_t now_ms);
 /* Drops the current table (at exit). */
 void route_table_clear(void);
 
-/* Upgrade matching. Returns the number of routes and fills out[] and
- * *subprotocol (borrowed from the table, NULL if none was selected).
- * When it returns 0, *refused is NULL if no route has this path (404), or
- * a reason if the path exists but the client's offer cannot be served
- * (400). */
-size_t route_table_match(const struct route_table *t, const char *path, size_t path_len,
+/* Upgrade matching against the current table. Returns the number of
+ * routes and fills out[], *subprotocol (borrowed from the table, NULL if
+ * none was selected) and *table; the caller then holds a reference to the
+ * table and to each route's instance (release with route_release).
+ * When it returns 0 nothing is held, and *refused is NULL if no route has
+ * this path (404), or a reason if the path exists but the client's offer
+ * cannot be served (400). Any thread; the match runs under the table lock
+ * so that a concurrent reload cannot retire the instances in between. */
+size_t route_table_match(const char *path, size_t path_len,
 			 bool (*offered)(void *ctx, const char *proto), void *ctx,
-			 struct route **out, const char **subprotocol, const char **refused);
+			 struct route **out, const char **subprotocol, const char **refused,
+			 struct route_table **table);
+
+/* Drops what route_table_match gave a connection. Any thread. */
+void route_release(struct route **routes, size_t n, struct route_table *t);
+
+/* Reload policy "move": if the current table is newer than *t and has
+ * every route (by name) as a stateless reload = move route, re-points
+ * routes[] at it, moving the references. Returns true if moved. */
+bool route_table_rebind(struct route **routes, size_t n, struct route_table **t);
 
 /* Picks the route of a connection for a message type. Returns its index in
  * routes[], or -1 (no_route). */

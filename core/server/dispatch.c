@@ -73,16 +73,11 @@ static int keep_headers(struct conn *c, const struct http_request *req)
 int dispatch_upgrade(struct conn *c, const struct http_request *req, const char **subprotocol,
 		     const char **reason)
 {
-	struct route_table *t = route_table_acquire();
-	if (!t) {
-		*reason = "No route table loaded";
-		return 503;
-	}
 	const char *refused = NULL;
-	c->nroutes = route_table_match(t, req->path.p, req->path.n, offered, (void *)req, c->routes,
-				       subprotocol, &refused);
+	struct route_table *t = NULL;
+	c->nroutes = route_table_match(req->path.p, req->path.n, offered, (void *)req, c->routes,
+				       subprotocol, &refused, &t);
 	if (c->nroutes == 0) {
-		route_table_unref(t);
 		*reason = refused ? refused : "No WebSocket route at this path";
 		return refused ? 400 : 404;
 	}
@@ -161,33 +156,15 @@ static void send_error(struct conn *c, const char *id, size_t id_len, const char
 static void maybe_move(struct conn *c, size_t i)
 {
 	struct route *r = c->routes[i];
-	if (!r->conf->reload_move || !r->inst->stateless ||
-	    c->rt->generation == route_table_generation())
+	if (!r->conf->reload_move || !r->inst->stateless)
 		return;
-	struct route_table *cur = route_table_acquire();
-	if (!cur)
+	/* One lock-free look per message; the table lock only once per
+	 * reload and connection. */
+	uint64_t gen = route_table_generation();
+	if (c->rt->generation == gen || c->rebind_gen == gen)
 		return;
-	if (cur != c->rt) {
-		struct route *nr = route_table_find(cur, r->conf->name);
-		if (nr && nr->inst->stateless && nr->conf->reload_move) {
-			/* Re-point every route of the connection at the new table;
-			 * a route missing from it keeps the old one (not movable). */
-			bool all = true;
-			struct route *moved[ROUTE_MAX_PER_CONN];
-			for (size_t k = 0; k < c->nroutes; k++) {
-				moved[k] = route_table_find(cur, c->routes[k]->conf->name);
-				all &= moved[k] != NULL;
-			}
-			if (all) {
-				memcpy(c->routes, moved, c->nroutes * sizeof *moved);
-				struct route_table *old = c->rt;
-				c->rt = cur;
-				route_table_unref(old);
-				return;
-			}
-		}
-	}
-	route_table_unref(cur);
+	c->rebind_gen = gen;
+	route_table_rebind(c->routes, c->nroutes, &c->rt);
 }
 
 void dispatch_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_t len)
@@ -269,11 +246,10 @@ void dispatch_close(struct conn *c)
 		}
 	}
 	group_leave_all(c->w, c);
+	if (c->rt)
+		route_release(c->routes, c->nroutes, c->rt);
 	c->nroutes = 0;
-	if (c->rt) {
-		route_table_unref(c->rt);
-		c->rt = NULL;
-	}
+	c->rt = NULL;
 }
 
 bool dispatch_path_exists(const char *path, size_t len)

@@ -88,6 +88,7 @@ struct conn {
 	bool tls_want_read;             /* a TLS write waits for readability */
 	struct conn *hnext;             /* worker's id map chain */
 	struct route_table *rt;         /* table accepted with (a reference) */
+	uint64_t rebind_gen;            /* table generation last tried for reload = move */
 	struct route *routes[ROUTE_MAX_PER_CONN];
 	size_t nroutes;
 	void *udata[ROUTE_MAX_PER_CONN];
