@@ -737,6 +737,47 @@ def test_send_to_connection_on_another_worker():
                 c.c.close()
 
 
+def test_backpressure_send_returns_again_or_drops_client():
+    """Sends to a client that does not read: over send_queue_limit,
+    drop_message makes send return MBGW_E_AGAIN (the client stays, and gets
+    what was queued); drop_client closes it with 1008 (MBGW_E_CLOSING)."""
+    E_AGAIN = -4
+    limit = 256 * 1024
+    for policy in ("drop_message", "drop_client"):
+        routes = route("p", "/p", extra="slow_consumer = %s" % policy)
+        with QuietServer(routes=routes, workers=1,
+                         server_extra="send_queue_limit = %d\n" % limit) as s:
+            v = MC(s.port, timeout=20)
+            vid = v.call("whoami")["conn"]
+            with MC(s.port) as b:
+                got = b.call("flood", {"conn": vid, "size": 64 * 1024, "max": 2000}, timeout=20)
+                assert 0 < got["sent"] < 2000, got
+                if policy == "drop_message":
+                    assert got["rc"] == E_AGAIN, got
+                    # still open: after reading what was queued, it works
+                    for _ in range(got["sent"]):
+                        m = v.wait(lambda m: m.op == OP_TEXT and m.raw[:1] == b"f", 20)
+                        assert m.raw == b"f" * 65536
+                    assert_alive(v)
+                    assert b.call("sendto", {"conn": vid, "text": "after"}) == {"rc": 0}
+                    assert v.wait(lambda m: m.raw == b"after").raw == b"after"
+                    v.shutdown()
+                else:
+                    assert got["rc"] == E_CLOSING, got
+                    n = 0
+                    while True:
+                        op, data = v.c.recv_message()
+                        if op == OP_CLOSE:
+                            break
+                        n += 1
+                    assert data[:2] == (1008).to_bytes(2, "big"), data
+                    assert n <= got["sent"], (n, got)
+                    v.c.send_frame(OP_CLOSE, close_payload(1008))
+                    v.c.expect_eof()
+                    assert s.wait_log("slow_consumer = drop_client")
+                    assert b.call("sendto", {"conn": vid}) == {"rc": E_NOCONN}
+
+
 def test_sends_from_a_plugin_thread():
     with QuietServer(routes=P_ROUTE, workers=2) as s:
         for _ in range(2):
@@ -936,6 +977,7 @@ if __name__ == "__main__":
         test_invalid_host_calls_return_errors,
         test_send_to_closed_connection_returns_noconn,
         test_send_to_connection_on_another_worker,
+        test_backpressure_send_returns_again_or_drops_client,
         test_sends_from_a_plugin_thread,
         test_plugin_thread_sending_during_shutdown,
         test_groups_join_leave_except,

@@ -24,6 +24,8 @@
  *   counter         {"name", "delta"} -> {"rc"}
  *   sendto          {"conn", "text"} -> {"rc"} (host->send to another id)
  *   closeconn       {"conn", "code", "reason"} -> {"rc"}
+ *   flood           {"conn", "size", "max"} -> {"sent", "rc"}: sends until
+ *                   a send fails (backpressure) or max sends
  *   badcalls        return codes of invalid host calls
  *   thread          {"n", "report_to"?, "pause_us"?}: a new thread sends "thread.msg
  *                   {"i"}" n times (n < 0: until shutdown), then
@@ -520,6 +522,22 @@ static int p_message(void *state, mbgw_conn_id conn, const struct mbgw_message *
 		const char *text = jstr(j, "text", "hello");
 		cJSON_AddNumberToObject(o, "rc", host->send(parse_conn(cJSON_GetObjectItemCaseSensitive(j, "conn")),
 							    MBGW_TEXT, text, strlen(text)));
+	} else if (IS("flood")) {
+		/* sends "size" bytes to conn up to "max" times, until a send fails */
+		size_t size = (size_t)jnum(j, "size", 1000);
+		int max = (int)jnum(j, "max", 1), sent = 0, r = MBGW_OK;
+		mbgw_conn_id to = parse_conn(cJSON_GetObjectItemCaseSensitive(j, "conn"));
+		char *buf = malloc(size ? size : 1);
+		if (!buf) {
+			cJSON_Delete(o);
+			return MBGW_E_NOMEM;
+		}
+		memset(buf, 'f', size);
+		while (sent < max && (r = host->send(to, MBGW_TEXT, buf, size)) == MBGW_OK)
+			sent++;
+		free(buf);
+		cJSON_AddNumberToObject(o, "sent", sent);
+		cJSON_AddNumberToObject(o, "rc", r);
 	} else if (IS("closeconn")) {
 		cJSON_AddNumberToObject(o, "rc", host->close(parse_conn(cJSON_GetObjectItemCaseSensitive(j, "conn")),
 							     (uint32_t)jnum(j, "code", 1000), jstr(j, "reason", "")));
