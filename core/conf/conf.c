@@ -48,6 +48,14 @@ static const struct key_def server_keys[] = {
 	{ "pid_file", K_STRING, S(pid_file), 0, 0, "a file such as /run/mbgw.pid" },
 	{ "watch", K_BOOL, S(watch), 0, 0, "yes or no" },
 	{ "max_message_header", K_SIZE, S(max_message_header), 16, 65536, "a size such as 1KiB" },
+	{ "compression", K_BOOL, S(compression), 0, 0, "yes or no" },
+	{ "compression_threshold", K_SIZE, S(compression_threshold), 0, 1ULL << 30, "a size such as 1KiB" },
+	{ "compression_level", K_UINT, S(compression_level), 0, 9, "a zlib level from 0 to 9" },
+	{ "compression_mem_level", K_UINT, S(compression_mem_level), 1, 9, "a zlib memLevel from 1 to 9" },
+	{ "compression_window_bits", K_UINT, S(compression_window_bits), 8, 15, "8 to 15" },
+	{ "compression_client_window_bits", K_UINT, S(compression_client_window_bits), 8, 15, "8 to 15" },
+	{ "compression_no_context_takeover", K_BOOL, S(compression_no_context_takeover), 0, 0, "yes or no" },
+	{ "compression_client_no_context_takeover", K_BOOL, S(compression_client_no_context_takeover), 0, 0, "yes or no" },
 };
 
 static const struct key_def route_keys[] = {
@@ -62,6 +70,10 @@ static const struct key_def route_keys[] = {
 	{ "slow_consumer", K_SLOW, R(drop_client), 0, 0, "drop_message or drop_client" },
 	{ "drain", K_DURATION, R(drain_ms), 0, 86400000, "a duration such as 30s" },
 	{ "keep_headers", K_HEADERS, R(keep_headers), 0, 0, "request header names such as User-Agent, X-Request-Id" },
+	{ "compression", K_BOOL, R(compression), 0, 0, "yes or no" },
+	{ "compression_mem_level", K_UINT, R(compression_mem_level), 1, 9, "a zlib memLevel from 1 to 9" },
+	{ "compression_window_bits", K_UINT, R(compression_window_bits), 8, 15, "8 to 15" },
+	{ "compression_no_context_takeover", K_BOOL, R(compression_no_context_takeover), 0, 0, "yes or no" },
 };
 
 #define T(field) offsetof(struct conf_tls, field)
@@ -129,6 +141,12 @@ void conf_defaults(struct conf *c)
 	c->drain_timeout_ms = 10000;
 	c->log_level = LOG_INFO;
 	c->max_message_header = 1024;
+	c->compression = true;
+	c->compression_threshold = 1024;
+	c->compression_level = 1;
+	c->compression_mem_level = 8;
+	c->compression_window_bits = 15;
+	c->compression_client_window_bits = 15;
 }
 
 static void route_free(struct conf_route *r)
@@ -718,6 +736,17 @@ static void set_key(struct parser *ps, char *key, char *val)
 		}
 		snprintf(seen[i], sizeof seen[i], "%s:%d", ps->file, ps->line);
 		set_value(ps, &keys[i], base, val);
+		if (ps->section == SEC_ROUTE && strncmp(key, "compression", 11) == 0) {
+			static const struct { const char *k; uint32_t bit; } bits[] = {
+				{ "compression", CONF_RC_ENABLED },
+				{ "compression_mem_level", CONF_RC_MEM_LEVEL },
+				{ "compression_window_bits", CONF_RC_WINDOW_BITS },
+				{ "compression_no_context_takeover", CONF_RC_NO_CONTEXT_TAKEOVER },
+			};
+			for (size_t b = 0; b < sizeof bits / sizeof bits[0]; b++)
+				if (strcmp(bits[b].k, key) == 0)
+					ps->route->compression_set |= bits[b].bit;
+		}
 		return;
 	}
 	const char *hint = suggest(key, keys, nkeys);

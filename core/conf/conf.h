@@ -33,7 +33,13 @@
 #define CONF_MAX_SUBPROTOCOLS 16
 #define CONF_MAX_TYPES 16
 #define CONF_MAX_ROUTES_PER_PATH 4   /* routes one connection can belong to */
-#define CONF_SERVER_KEYS 18
+#define CONF_SERVER_KEYS 26
+
+/* Which compression overrides a route sets. */
+#define CONF_RC_ENABLED 0x1u
+#define CONF_RC_MEM_LEVEL 0x2u
+#define CONF_RC_WINDOW_BITS 0x4u
+#define CONF_RC_NO_CONTEXT_TAKEOVER 0x8u
 
 /* Route message formats. */
 #define CONF_FORMAT_JSON 0   /* "header+json": decoded and validated */
@@ -63,6 +69,12 @@ struct conf_route {
 	uint64_t drain_ms;               /* close delay when the route is removed */
 	char *keep_headers[CONF_MAX_TYPES];  /* request headers kept for plugins */
 	size_t nkeep_headers;
+	/* compression overrides; a bit of `compression_set` says which */
+	bool compression;
+	uint64_t compression_mem_level;
+	uint64_t compression_window_bits;
+	bool compression_no_context_takeover;
+	uint32_t compression_set;        /* CONF_RC_* bits */
 	char where[300];     /* file:line of the section header */
 };
 
@@ -108,6 +120,15 @@ struct conf {
 	char *pid_file;              /* NULL: none */
 	bool watch;                  /* reload when conf.d or plugins change */
 	uint64_t max_message_header; /* longest header line of a message */
+	/* permessage-deflate (RFC 7692) defaults; routes may override */
+	bool compression;
+	uint64_t compression_threshold;
+	uint64_t compression_level;
+	uint64_t compression_mem_level;
+	uint64_t compression_window_bits;         /* server_max_window_bits */
+	uint64_t compression_client_window_bits;  /* client_max_window_bits asked */
+	bool compression_no_context_takeover;     /* server_no_context_takeover */
+	bool compression_client_no_context_takeover;
 
 	struct conf_route *routes;
 	size_t nroutes;

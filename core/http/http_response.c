@@ -47,7 +47,8 @@ size_t http_response_simple(char *out, size_t cap, int status, const char *extra
 	return fit(n, cap);
 }
 
-size_t http_response_upgrade(char *out, size_t cap, const char *accept, const char *subprotocol)
+size_t http_response_upgrade(char *out, size_t cap, const char *accept, const char *subprotocol,
+			     const char *extensions)
 {
 	int n = snprintf(out, cap,
 			 "HTTP/1.1 101 Switching Protocols\r\n"
@@ -55,10 +56,14 @@ size_t http_response_upgrade(char *out, size_t cap, const char *accept, const ch
 			 "Connection: Upgrade\r\n"
 			 "Sec-WebSocket-Accept: %s\r\n"
 			 "%s%s%s"
+			 "%s%s%s"
 			 "\r\n",
 			 accept,
 			 subprotocol ? "Sec-WebSocket-Protocol: " : "",
 			 subprotocol ? subprotocol : "",
-			 subprotocol ? "\r\n" : "");
+			 subprotocol ? "\r\n" : "",
+			 extensions ? "Sec-WebSocket-Extensions: " : "",
+			 extensions ? extensions : "",
+			 extensions ? "\r\n" : "");
 	return fit(n, cap);
 }

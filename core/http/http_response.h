@@ -16,7 +16,9 @@ const char *http_status_text(int status);
 size_t http_response_simple(char *out, size_t cap, int status, const char *extra_headers,
 			    const char *body);
 
-/* Writes the 101 answer; subprotocol may be NULL. Returns length or 0. */
-size_t http_response_upgrade(char *out, size_t cap, const char *accept, const char *subprotocol);
+/* Writes the 101 answer; subprotocol and extensions (the
+ * Sec-WebSocket-Extensions value) may be NULL. Returns length or 0. */
+size_t http_response_upgrade(char *out, size_t cap, const char *accept, const char *subprotocol,
+			     const char *extensions);
 
 #endif

@@ -111,17 +111,17 @@ static int h_send(mbgw_conn_id id, uint32_t opcode, const void *data, size_t len
 			return MBGW_E_NOCONN;
 		return conn_plugin_send(c, (uint8_t)opcode, data, len);
 	}
-	struct blob *frame = conn_encode_frames(srv->conf, (uint8_t)opcode, data, len);
-	if (!frame)
+	struct smsg *m = smsg_new(srv->conf, (uint8_t)opcode, data, len);
+	if (!m)
 		return MBGW_E_NOMEM;
 	struct wcmd *cmd = calloc(1, sizeof *cmd);
 	if (!cmd) {
-		blob_unref(frame);
+		smsg_unref(m);
 		return MBGW_E_NOMEM;
 	}
 	cmd->kind = WCMD_SEND;
 	cmd->conn = id;
-	cmd->frame = frame;
+	cmd->msg = m;
 	return post(w, cmd);
 }
 
@@ -190,7 +190,7 @@ static int h_close(mbgw_conn_id id, uint32_t code, const char *reason)
 
 /* Sends one shared frame to every worker: delivered at once on the
  * calling worker, queued for the others (so per-thread order holds). */
-static int fan_out(struct server *srv, uint32_t kind, struct blob *frame, struct mbgw_instance *inst,
+static int fan_out(struct server *srv, uint32_t kind, struct smsg *m, struct mbgw_instance *inst,
 		   const char *group, uint64_t except)
 {
 	struct worker *self = worker_current();
@@ -199,9 +199,9 @@ static int fan_out(struct server *srv, uint32_t kind, struct blob *frame, struct
 		struct worker *w = &srv->workers[i];
 		if (w == self) {
 			if (kind == WCMD_PUBLISH)
-				group_publish_local(w, group, frame, except);
+				group_publish_local(w, group, m, except);
 			else
-				worker_broadcast_local(w, inst, frame);
+				worker_broadcast_local(w, inst, m);
 			continue;
 		}
 		struct wcmd *cmd = calloc(1, sizeof *cmd);
@@ -210,15 +210,15 @@ static int fan_out(struct server *srv, uint32_t kind, struct blob *frame, struct
 			continue;
 		}
 		cmd->kind = kind;
-		cmd->frame = frame;
-		blob_ref(frame);
+		cmd->msg = m;
+		smsg_ref(m);
 		cmd->inst = inst;
 		cmd->conn = except;
 		if (group)
 			snprintf(cmd->text, sizeof cmd->text, "%s", group);
 		worker_post(w, cmd);
 	}
-	blob_unref(frame);
+	smsg_unref(m);
 	return rc;
 }
 
@@ -231,10 +231,10 @@ static int h_broadcast(struct mbgw_instance *inst, uint32_t opcode, const void *
 	struct server *srv = atomic_load(&g_srv);
 	if (!srv)
 		return MBGW_OK;
-	struct blob *frame = conn_encode_frames(srv->conf, (uint8_t)opcode, data, len);
-	if (!frame)
+	struct smsg *m = smsg_new(srv->conf, (uint8_t)opcode, data, len);
+	if (!m)
 		return MBGW_E_NOMEM;
-	return fan_out(srv, WCMD_BROADCAST, frame, inst, NULL, 0);
+	return fan_out(srv, WCMD_BROADCAST, m, inst, NULL, 0);
 }
 
 static bool valid_group(const char *g)
@@ -286,10 +286,10 @@ static int h_group_publish(const char *group, uint32_t opcode, const void *data,
 	struct server *srv = atomic_load(&g_srv);
 	if (!srv)
 		return MBGW_OK;
-	struct blob *frame = conn_encode_frames(srv->conf, (uint8_t)opcode, data, len);
-	if (!frame)
+	struct smsg *m = smsg_new(srv->conf, (uint8_t)opcode, data, len);
+	if (!m)
 		return MBGW_E_NOMEM;
-	return fan_out(srv, WCMD_PUBLISH, frame, NULL, group, except);
+	return fan_out(srv, WCMD_PUBLISH, m, NULL, group, except);
 }
 
 static struct conn *own_conn(mbgw_conn_id id, int *err)

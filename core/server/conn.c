@@ -126,6 +126,10 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, boo
 void conn_free(struct conn *c)
 {
 	transport_free(c);
+	if (c->pmd) {
+		ws_deflate_free(c->pmd);
+		free(c->pmd);
+	}
 	if (c->fd >= 0)
 		close(c->fd);
 	rbuf_give_back(c);
@@ -149,12 +153,13 @@ void conn_terminate(struct conn *c, const char *why)
 
 /* --- output --- */
 
-static int queue_frame(struct conn *c, bool fin, uint8_t opcode, const uint8_t *data, size_t len)
+static int queue_frame_rsv(struct conn *c, bool fin, uint8_t rsv, uint8_t opcode, const uint8_t *data,
+			   size_t len)
 {
 	uint8_t *dst = outq_reserve(&c->out, WS_MAX_HEADER + len);
 	if (!dst)
 		return -1;
-	size_t hl = ws_frame_encode_header(dst, fin, 0, opcode, len, NULL);
+	size_t hl = ws_frame_encode_header(dst, fin, rsv, opcode, len, NULL);
 	if (len)
 		memcpy(dst + hl, data, len);
 	outq_commit(&c->out, hl + len);
@@ -162,22 +167,42 @@ static int queue_frame(struct conn *c, bool fin, uint8_t opcode, const uint8_t *
 	return 0;
 }
 
-int conn_send_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_t len)
+static int queue_frame(struct conn *c, bool fin, uint8_t opcode, const uint8_t *data, size_t len)
 {
-	if (c->state != CONN_OPEN)
-		return -1;
+	return queue_frame_rsv(c, fin, 0, opcode, data, len);
+}
+
+/* Queues a message as frames of at most fragment_size; rsv (RSV1 for a
+ * compressed message) goes on the first frame only (RFC 7692 §6.1). */
+static int queue_frames(struct conn *c, uint8_t opcode, uint8_t rsv, const uint8_t *data, size_t len)
+{
 	size_t frag = (size_t)cf(c)->fragment_size;
 	if (!frag || len <= frag)
-		return queue_frame(c, true, opcode, data, len);
+		return queue_frame_rsv(c, true, rsv, opcode, data, len);
 	uint8_t op = opcode;
 	while (len > frag) {
-		if (queue_frame(c, false, op, data, frag) < 0)
+		if (queue_frame_rsv(c, false, rsv, op, data, frag) < 0)
 			return -1;
 		data += frag;
 		len -= frag;
 		op = WS_OP_CONT;
+		rsv = 0;
 	}
-	return queue_frame(c, true, op, data, len);
+	return queue_frame_rsv(c, true, 0, op, data, len);
+}
+
+int conn_send_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_t len)
+{
+	if (c->state != CONN_OPEN)
+		return -1;
+	if (c->pmd && ws_deflate_wanted(c->pmd, len)) {
+		struct buf *z = &c->w->zout;
+		z->len = 0;
+		if (ws_deflate_compress(c->pmd, data, len, z) < 0)
+			return -1;
+		return queue_frames(c, opcode, WS_RSV1, z->data, z->len);
+	}
+	return queue_frames(c, opcode, 0, data, len);
 }
 
 /* Remembers the reason of the first close for the plugins' close callback;
@@ -220,6 +245,17 @@ static void queue_close_frame(struct conn *c, uint16_t code, const char *reason)
 		c->close_code = code;
 		conn_set_close_reason(c, pl + 2, n - 2);
 	}
+}
+
+/* §7.1.7 Fail the WebSocket Connection: log, send our close, read
+ * nothing more, close TCP once it is written. */
+static void conn_fail(struct conn *c, uint16_t code, const char *reason)
+{
+	atomic_fetch_add_explicit(&c->w->srv->stats.protocol_errors, 1, memory_order_relaxed);
+	log_msg(LOG_INFO, c->id, "closing %s with %u: %s", c->peer, code, reason);
+	if (c->state == CONN_OPEN)
+		queue_close_frame(c, code, reason);
+	set_state(c, CONN_LINGER);
 }
 
 void conn_close(struct conn *c, uint16_t code, const char *reason)
@@ -267,6 +303,68 @@ static void http_reject(struct conn *c, int status, const char *reason, const st
 
 /* --- input: HTTP --- */
 
+/* The compression policy for this connection: the server's defaults with
+ * its first route's overrides. */
+static void deflate_config(const struct conn *c, struct ws_deflate_config *d)
+{
+	const struct conf *k = cf(c);
+	const struct conf_route *r = c->routes[0]->conf;
+	ws_deflate_config_default(d);
+	d->enabled = r->compression_set & CONF_RC_ENABLED ? r->compression : k->compression;
+	d->threshold = (size_t)k->compression_threshold;
+	d->level = (int)k->compression_level;
+	d->mem_level = (unsigned)(r->compression_set & CONF_RC_MEM_LEVEL ? r->compression_mem_level
+									 : k->compression_mem_level);
+	d->server_max_window_bits = (unsigned)(r->compression_set & CONF_RC_WINDOW_BITS
+						       ? r->compression_window_bits
+						       : k->compression_window_bits);
+	d->client_max_window_bits = (unsigned)k->compression_client_window_bits;
+	d->server_no_context_takeover = r->compression_set & CONF_RC_NO_CONTEXT_TAKEOVER
+						? r->compression_no_context_takeover
+						: k->compression_no_context_takeover;
+	d->client_no_context_takeover = k->compression_client_no_context_takeover;
+}
+
+/* RFC 7692 negotiation. Returns 0 (ext holds the response value, or "" if
+ * compression is off for this connection) or -1 for a malformed header. */
+static int negotiate_deflate(struct conn *c, const struct http_request *req, char *ext, size_t cap)
+{
+	const char *values[16];
+	size_t lens[16], n = 0;
+	for (size_t i = 0; i < req->nheaders && n < 16; i++) {
+		if (http_str_ieq(req->headers[i].name, "Sec-WebSocket-Extensions")) {
+			values[n] = req->headers[i].value.p;
+			lens[n++] = req->headers[i].value.n;
+		}
+	}
+	if (n == 0)
+		return 0;
+	struct ws_deflate_config cfg;
+	deflate_config(c, &cfg);
+	struct ws_deflate_params p;
+	const char *why = NULL;
+	int rc = ws_deflate_negotiate(&cfg, values, lens, n, &p, ext, cap, &why);
+	if (rc == WS_DEFLATE_E_SYNTAX) {
+		log_msg(LOG_INFO, c->id, "bad Sec-WebSocket-Extensions from %s: %s", c->peer, why ? why : "syntax");
+		return -1;
+	}
+	if (rc != 1) {
+		if (why)
+			log_msg(LOG_DEBUG, c->id, "compression declined: %s", why);
+		ext[0] = 0;
+		return 0;
+	}
+	c->pmd = calloc(1, sizeof *c->pmd);
+	if (!c->pmd || ws_deflate_init(c->pmd, &cfg, &p) < 0) {
+		free(c->pmd);
+		c->pmd = NULL;
+		ext[0] = 0; /* carry on uncompressed */
+		return 0;
+	}
+	c->rd.rsv_allowed = WS_RSV1;
+	return 0;
+}
+
 /* Returns the number of bytes of rbuf consumed by the request head. */
 static size_t handle_http(struct conn *c)
 {
@@ -307,8 +405,13 @@ static size_t handle_http(struct conn *c)
 		http_reject(c, status, reason, &req);
 		return (size_t)n;
 	}
+	char ext[WS_DEFLATE_RESPONSE_MAX] = "";
+	if (negotiate_deflate(c, &req, ext, sizeof ext) < 0) {
+		http_reject(c, 400, "Malformed Sec-WebSocket-Extensions header", &req);
+		return (size_t)n;
+	}
 	char resp[512];
-	size_t rl = http_response_upgrade(resp, sizeof resp, hs.accept, subprotocol);
+	size_t rl = http_response_upgrade(resp, sizeof resp, hs.accept, subprotocol, ext[0] ? ext : NULL);
 	if (rl == 0 || outq_append(&c->out, resp, rl) < 0) {
 		conn_terminate(c, "cannot queue 101 answer");
 		return c->rbuf.len;
@@ -327,9 +430,34 @@ static size_t handle_http(struct conn *c)
 static int on_message(void *ud, uint8_t opcode, bool compressed, uint8_t *data, size_t len)
 {
 	struct conn *c = ud;
-	(void)compressed; /* RSV1 is never allowed before permessage-deflate exists */
 	if (c->state != CONN_OPEN)
 		return WS_READER_CONTINUE; /* closing: data is discarded (§7.1.1) */
+	if (compressed) {
+		/* RFC 7692 §7.2.2; max_payload applies to the inflated size, and
+		 * inflation stops as soon as it is crossed (decompression bomb). */
+		struct buf *z = &c->w->zin;
+		z->len = 0;
+		int rc = ws_deflate_inflate(c->pmd, data, len, (size_t)cf(c)->max_payload, z);
+		if (rc < 0) {
+			char why[120];
+			uint16_t code = rc == WS_DEFLATE_E_TOOBIG ? WS_CLOSE_TOO_BIG
+					: rc == WS_DEFLATE_E_DATA  ? WS_CLOSE_INVALID_DATA
+								   : WS_CLOSE_INTERNAL;
+			if (rc == WS_DEFLATE_E_TOOBIG)
+				snprintf(why, sizeof why, "Inflated message exceeds maximum of %llu",
+					 (unsigned long long)cf(c)->max_payload);
+			else
+				snprintf(why, sizeof why, "%s", ws_deflate_strerror(rc));
+			conn_fail(c, code, why);
+			return WS_READER_STOP;
+		}
+		if (opcode == WS_OP_TEXT && !ws_utf8_valid(z->data, z->len)) {
+			conn_fail(c, WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
+			return WS_READER_STOP;
+		}
+		data = z->data ? z->data : (uint8_t *)"";
+		len = z->len;
+	}
 	atomic_fetch_add_explicit(&c->w->srv->stats.messages_in, 1, memory_order_relaxed);
 	dispatch_message(c, opcode, data, len);
 	/* Backpressure: stop taking input while the peer is not reading. */
@@ -621,9 +749,10 @@ void conn_check_timers(struct conn *c, uint64_t now)
 
 /* --- plugin-facing sends --- */
 
-struct blob *conn_encode_frames(const struct conf *conf, uint8_t opcode, const void *data, size_t len)
+/* Encodes a message as frames (fragment_size, rsv on the first) into a
+ * new blob. */
+static struct blob *encode_frames(size_t frag, uint8_t opcode, uint8_t rsv, const void *data, size_t len)
 {
-	size_t frag = (size_t)conf->fragment_size;
 	size_t nframes = frag && len > frag ? (len + frag - 1) / frag : 1;
 	struct blob *b = blob_new(len + nframes * WS_MAX_HEADER);
 	if (!b)
@@ -632,14 +761,76 @@ struct blob *conn_encode_frames(const struct conf *conf, uint8_t opcode, const v
 	uint8_t op = opcode;
 	do {
 		size_t take = frag && len > frag ? frag : len;
-		b->len += ws_frame_encode_header(b->data + b->len, take == len, 0, op, take, NULL);
+		b->len += ws_frame_encode_header(b->data + b->len, take == len, rsv, op, take, NULL);
 		if (take)
 			memcpy(b->data + b->len, p, take);
 		b->len += take;
 		p += take;
 		len -= take;
 		op = WS_OP_CONT;
+		rsv = 0;
 	} while (len);
+	return b;
+}
+
+struct smsg *smsg_new(const struct conf *conf, uint8_t opcode, const void *data, size_t len)
+{
+	struct smsg *m = malloc(sizeof *m + len);
+	if (!m)
+		return NULL;
+	m->frag = (size_t)conf->fragment_size;
+	m->plain = encode_frames(m->frag, opcode, 0, data, len);
+	if (!m->plain) {
+		free(m);
+		return NULL;
+	}
+	atomic_init(&m->refs, 1);
+	m->opcode = opcode;
+	m->len = len;
+	if (len)
+		memcpy(m->payload, data, len);
+	pthread_mutex_init(&m->lock, NULL);
+	memset(m->deflated, 0, sizeof m->deflated);
+	return m;
+}
+
+void smsg_ref(struct smsg *m)
+{
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+}
+
+void smsg_unref(struct smsg *m)
+{
+	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	blob_unref(m->plain);
+	for (int i = 0; i < 16; i++)
+		if (m->deflated[i])
+			blob_unref(m->deflated[i]);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+/* The message compressed once for every recipient that uses `bits`
+ * without server context takeover (RFC 7692 §7.1.1.1): any of them can
+ * inflate it, so it is shared like the plain frames. */
+static struct blob *smsg_deflated(struct smsg *m, const struct ws_deflate *pmd, unsigned bits)
+{
+	pthread_mutex_lock(&m->lock);
+	struct blob *b = m->deflated[bits & 15];
+	if (!b) {
+		struct ws_deflate_config cfg;
+		ws_deflate_config_default(&cfg);
+		cfg.level = pmd->level;
+		cfg.mem_level = pmd->mem_level;
+		struct buf z = { 0 };
+		if (ws_deflate_compress_oneshot(&cfg, bits, m->payload, m->len, &z) == 0)
+			b = m->deflated[bits & 15] = encode_frames(m->frag, m->opcode, WS_RSV1, z.data, z.len);
+		buf_free(&z);
+	}
+	if (b)
+		blob_ref(b);
+	pthread_mutex_unlock(&m->lock);
 	return b;
 }
 
@@ -672,14 +863,27 @@ int conn_plugin_send(struct conn *c, uint8_t opcode, const uint8_t *data, size_t
 	return conn_send_message(c, opcode, data, len) < 0 ? MBGW_E_NOMEM : MBGW_OK;
 }
 
-int conn_send_shared(struct conn *c, struct blob *frame)
+int conn_send_shared(struct conn *c, struct smsg *m)
 {
 	if (c->state != CONN_OPEN)
 		return c->state == CONN_DEAD ? MBGW_E_NOCONN : MBGW_E_CLOSING;
 	int rc = over_limit(c);
 	if (rc != MBGW_OK)
 		return rc;
-	if (outq_append_shared(&c->out, frame, 0, frame->len) < 0)
+	struct blob *frames = m->plain;
+	if (c->pmd && ws_deflate_wanted(c->pmd, m->len)) {
+		unsigned bits = ws_deflate_shared_bits(c->pmd);
+		if (!bits) /* our own compression context: compress for this one */
+			return conn_send_message(c, m->opcode, m->payload, m->len) < 0 ? MBGW_E_NOMEM : MBGW_OK;
+		frames = smsg_deflated(m, c->pmd, bits);
+		if (!frames)
+			return MBGW_E_NOMEM;
+		rc = outq_append_shared(&c->out, frames, 0, frames->len);
+		blob_unref(frames);
+	} else {
+		rc = outq_append_shared(&c->out, frames, 0, frames->len);
+	}
+	if (rc < 0)
 		return MBGW_E_NOMEM;
 	worker_mark_dirty(c->w, c);
 	return MBGW_OK;

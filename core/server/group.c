@@ -161,7 +161,7 @@ void group_leave_all(struct worker *w, struct conn *c)
 	c->ngroups = c->groups_cap = 0;
 }
 
-void group_publish_local(struct worker *w, const char *name, struct blob *frame, uint64_t except)
+void group_publish_local(struct worker *w, const char *name, struct smsg *m, uint64_t except)
 {
 	struct group *g = find(w, name, NULL);
 	if (!g)
@@ -171,7 +171,7 @@ void group_publish_local(struct worker *w, const char *name, struct blob *frame,
 	 * only when reaped. */
 	for (size_t i = 0; i < g->n; i++)
 		if (g->m[i]->id != except)
-			conn_send_shared(g->m[i], frame);
+			conn_send_shared(g->m[i], m);
 }
 
 void group_map_free(struct worker *w)

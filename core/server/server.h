@@ -23,6 +23,7 @@
 #include "route/route_table.h"
 #include "server/outq.h"
 #include "util/util_buf.h"
+#include "ws/ws_deflate.h"
 #include "ws/ws_reader.h"
 
 enum conn_state {
@@ -49,12 +50,26 @@ enum wcmd_kind {
 	WCMD_BROADCAST,    /* frame to local connections of instance inst */
 };
 
+/* A message sent to many connections (or across threads): the payload
+ * and its frames encoded once, plus compressed frames made once per
+ * window size for recipients without server context takeover. */
+struct smsg {
+	atomic_uint refs;
+	uint8_t opcode;
+	struct blob *plain;            /* frames, uncompressed */
+	pthread_mutex_t lock;          /* guards deflated[] */
+	struct blob *deflated[16];     /* by server_max_window_bits */
+	size_t frag;                   /* fragment_size the frames use */
+	size_t len;
+	uint8_t payload[];
+};
+
 struct wcmd {
 	struct wcmd *next;
 	uint32_t kind;
 	uint32_t code;
 	uint64_t conn;
-	struct blob *frame;            /* one reference, dropped after use */
+	struct smsg *msg;              /* one reference, dropped after use */
 	struct mbgw_instance *inst;    /* compared, never dereferenced */
 	char text[256];
 };
@@ -84,6 +99,7 @@ struct conn {
 	struct outq out;
 
 	SSL *ssl;                       /* TLS session, NULL for plain TCP */
+	struct ws_deflate *pmd;         /* permessage-deflate, NULL if not agreed */
 	bool tls_want_write;            /* OpenSSL needs the socket writable */
 	bool tls_want_read;             /* a TLS write waits for readability */
 	struct conn *hnext;             /* worker's id map chain */
@@ -132,6 +148,8 @@ struct worker {
 	/* requests from other threads */
 	pthread_mutex_t q_lock;
 	struct wcmd *q_head, *q_tail;
+	/* scratch for inflating and deflating one message at a time */
+	struct buf zin, zout;
 	/* groups with members on this worker */
 	struct group **gbuckets;
 	size_t gbuckets_cap;
@@ -183,10 +201,12 @@ int conn_send_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_
  * consumer policy (except for replies to the connection whose callback is
  * running). Returns an MBGW_* code. */
 int conn_plugin_send(struct conn *c, uint8_t opcode, const uint8_t *data, size_t len);
-/* Queues a shared, already encoded frame, with the same policy. */
-int conn_send_shared(struct conn *c, struct blob *frame);
-/* Encodes a message as frames into a new blob (one reference). */
-struct blob *conn_encode_frames(const struct conf *conf, uint8_t opcode, const void *data, size_t len);
+/* Queues a shared message, with the same policy. */
+int conn_send_shared(struct conn *c, struct smsg *m);
+/* A new shared message (one reference), or NULL when memory runs out. */
+struct smsg *smsg_new(const struct conf *conf, uint8_t opcode, const void *data, size_t len);
+void smsg_ref(struct smsg *m);
+void smsg_unref(struct smsg *m);
 /* Connection attribute for plugins (see mbgw_host.conn_attr). */
 int conn_attr(struct conn *c, const char *name, char *out, size_t cap);
 
@@ -224,7 +244,7 @@ void dispatch_close(struct conn *c);
 int group_join(struct worker *w, struct conn *c, const char *name);
 int group_leave(struct worker *w, struct conn *c, const char *name);
 void group_leave_all(struct worker *w, struct conn *c);
-void group_publish_local(struct worker *w, const char *name, struct blob *frame, uint64_t except);
+void group_publish_local(struct worker *w, const char *name, struct smsg *m, uint64_t except);
 void group_map_free(struct worker *w);
 
 /* --- worker.c: the event loop --- */
@@ -243,7 +263,7 @@ struct conn *worker_find_conn(struct worker *w, uint64_t id);
 /* Queues a command for w (takes ownership) and wakes it. Any thread. */
 void worker_post(struct worker *w, struct wcmd *cmd);
 /* Sends a shared frame to this worker's connections of an instance. */
-void worker_broadcast_local(struct worker *w, struct mbgw_instance *inst, struct blob *frame);
+void worker_broadcast_local(struct worker *w, struct mbgw_instance *inst, struct smsg *m);
 
 /* --- server.c: process-wide start and stop --- */
 

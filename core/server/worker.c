@@ -120,14 +120,14 @@ void worker_post(struct worker *w, struct wcmd *cmd)
 		worker_wake(w);
 }
 
-void worker_broadcast_local(struct worker *w, struct mbgw_instance *inst, struct blob *frame)
+void worker_broadcast_local(struct worker *w, struct mbgw_instance *inst, struct smsg *m)
 {
 	for (struct conn *c = w->conns; c; c = c->next) {
 		if (c->state != CONN_OPEN)
 			continue;
 		for (size_t i = 0; i < c->nroutes; i++) {
 			if (c->routes[i]->inst == inst) {
-				conn_send_shared(c, frame);
+				conn_send_shared(c, m);
 				break;
 			}
 		}
@@ -147,7 +147,7 @@ static void run_queue(struct worker *w)
 		switch (cmd->kind) {
 		case WCMD_SEND:
 			if ((c = worker_find_conn(w, cmd->conn)))
-				conn_send_shared(c, cmd->frame);
+				conn_send_shared(c, cmd->msg);
 			break;
 		case WCMD_CLOSE:
 			if ((c = worker_find_conn(w, cmd->conn)))
@@ -162,14 +162,14 @@ static void run_queue(struct worker *w)
 				group_leave(w, c, cmd->text);
 			break;
 		case WCMD_PUBLISH:
-			group_publish_local(w, cmd->text, cmd->frame, cmd->conn);
+			group_publish_local(w, cmd->text, cmd->msg, cmd->conn);
 			break;
 		case WCMD_BROADCAST:
-			worker_broadcast_local(w, cmd->inst, cmd->frame);
+			worker_broadcast_local(w, cmd->inst, cmd->msg);
 			break;
 		}
-		if (cmd->frame)
-			blob_unref(cmd->frame);
+		if (cmd->msg)
+			smsg_unref(cmd->msg);
 		free(cmd);
 	}
 }
