@@ -513,6 +513,19 @@ def test_open_close_callbacks_and_codes():
         assert obs.recv(timeout=0.3) is None
 
 
+def test_open_callback_may_send_and_send_msg_without_json():
+    routes = route("p", "/p", settings={"name": "p", "events": False, "greet": True})
+    with QuietServer(routes=routes, workers=2) as s:
+        for _ in range(4):
+            with MC(s.port) as c:
+                first = c.recv()   # before anything else
+                assert first.type == "greet", first
+                assert first.body == {"conn": c.call("whoami")["conn"]}, first.body
+                c.send("nojson id=n1")
+                m = c.wait(lambda m: m.attrs.get("id") == "n1")
+                assert m.raw == b"r cmd=nojson id=n1\n" and m.body is None, m.raw
+
+
 def test_every_route_of_a_connection_gets_open_and_close():
     routes = (route("a", "/m", settings={"name": "a"}, extra="types = whoami") +
               route("b", "/m", settings={"name": "b"}) +
@@ -966,6 +979,7 @@ if __name__ == "__main__":
         test_no_subprotocol_client_is_not_routed_ambiguously,
         test_verify_rejects_and_accepts,
         test_open_close_callbacks_and_codes,
+        test_open_callback_may_send_and_send_msg_without_json,
         test_every_route_of_a_connection_gets_open_and_close,
         test_conn_attr,
         test_udata_per_connection,

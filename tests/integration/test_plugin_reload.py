@@ -301,6 +301,10 @@ def test_reload_keep_100_clients():
 
 
 def test_reload_move_stateless():
+    """reload = move with a stateless build, twice (v1 -> v2 -> v1 again):
+    open connections follow each new build at their next message, and each
+    replaced build is unloaded while the connections stay open."""
+    import re
     s = ReloadServer(stateless=True, reload_policy="move")
     with s:
         load = Load(s.port, 50).start()
@@ -318,15 +322,26 @@ def test_reload_move_stateless():
                                           s.mapped_copies())
         assert s.wait_log("unloading plugin versioned-stateless 1 ")
         assert all(p.is_alive() for p in load.pumps)
+        copies = s.mapped_copies()
+        assert len(copies) == 1, copies
+        v2_copy = copies.pop()
+        # and back to a (new copy of) v1
+        s.deploy(1)
+        s.reload("reload done")
+        t_reload2 = time.monotonic()
+        assert ask(s.port, "again") == "v1 again"
+        load.wait_progress(10)
+        assert s.wait_unmapped(v2_copy), ("v2 still mapped after every connection moved",
+                                          s.mapped_copies())
         load.end()
         for p in load.pumps:
-            versions = [v for _, v, _ in p.replies]
-            switch = versions.index(2)
-            # v1 ... v1 v2 ... v2, and everything sent after the reload was
-            # answered by v2.
-            assert versions == [1] * switch + [2] * (len(versions) - switch), p.index
-            late = [v for _, v, t in p.replies if t > t_reload]
-            assert late and set(late) == {2}, (p.index, late[:5])
+            versions = "".join(str(v) for _, v, _ in p.replies)
+            # v1 ... v1 v2 ... v2 v1 ... v1, and everything sent after a
+            # reload was answered by the build it installed.
+            assert re.fullmatch(r"1+2+1+", versions), (p.index, versions)
+            late = {v for _, v, t in p.replies if t_reload < t < t_reload2}
+            assert 2 in late, (p.index, late)
+            assert {v for _, v, t in p.replies if t > t_reload2} == {1}, p.index
         load.close_all()
         assert len(s.mapped_copies()) == 1
 

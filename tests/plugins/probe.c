@@ -11,6 +11,7 @@
  *                   opcode, payload (text and hex), parsed json
  *   echo            text: "echo[ id=N]\n<payload>"; binary: the payload as is
  *   fail            returns a negative value (host answers plugin_error)
+ *   nojson          "r cmd=nojson[ id=N]\n" (send_msg without json)
  *   whoami          {"conn": "<id>", "inst": name}
  *   attr            {"name", "cap"?} -> {"rc", "value"} (host->conn_attr)
  *   udata.set/get   {"v"} / -> {"v"} (host->set_udata / get_udata)
@@ -43,7 +44,8 @@
  * open and close publish "ev.open {...}" / "ev.close {...}" to the group
  * "probe.events" (settings "events": false turns that off).
  *
- * Settings: {"name": "A", "events": true, "fail": false}.
+ * Settings: {"name": "A", "events": true, "fail": false, "greet": false};
+ * greet: open sends "greet {"conn": "<id>"}" to the new connection.
  * Built also with PROBE_NO_MESSAGE (no message callback at all).
  */
 #include <inttypes.h>
@@ -89,6 +91,7 @@ struct probe {
 	struct mbgw_instance *inst;
 	char name[64];
 	bool events;
+	bool greet;
 	pthread_mutex_t lock;
 	atomic_bool stopping;
 	struct targ *timers;
@@ -124,6 +127,7 @@ static int p_init(const struct mbgw_host *h, struct mbgw_instance *inst, const c
 	const cJSON *name = cJSON_GetObjectItemCaseSensitive(s, "name");
 	snprintf(p->name, sizeof p->name, "%s", cJSON_IsString(name) ? name->valuestring : "probe");
 	p->events = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(s, "events"));
+	p->greet = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "greet"));
 	cJSON_Delete(s);
 	*state = p;
 	return MBGW_OK;
@@ -269,10 +273,15 @@ static int p_verify(void *state, const struct mbgw_upgrade *req, struct mbgw_ver
 static void p_open(void *state, mbgw_conn_id conn)
 {
 	struct probe *p = state;
-	if (!p->events)
-		return;
 	char id[24];
 	conn_str(conn, id);
+	if (p->greet) {
+		char body[64];
+		snprintf(body, sizeof body, "{\"conn\":\"%s\"}", id);
+		host->send_msg(conn, "greet", body);
+	}
+	if (!p->events)
+		return;
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "conn", id);
 	cJSON_AddStringToObject(o, "inst", p->name);
@@ -460,6 +469,10 @@ static int p_message(void *state, mbgw_conn_id conn, const struct mbgw_message *
 		rc = payload ? host->send_msg(conn, eh, payload) : MBGW_E_NOMEM;
 		free(payload);
 		return rc;
+	} else if (IS("nojson")) {
+		/* send_msg without a payload: "<header>\n" */
+		cJSON_Delete(o);
+		return host->send_msg(conn, header, NULL);
 	} else if (IS("fail")) {
 		cJSON_Delete(o);
 		return -42;
