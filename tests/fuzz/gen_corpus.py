@@ -239,6 +239,84 @@ def msg_seeds():
     w("pattern-star", "x p=*\nnull")
 
 
+# --- fuzz_ws_deflate: settings, level/piece byte, then messages or offers --
+
+def deflate(data, wbits=15, level=6, final=False):
+    """Raw DEFLATE as a permessage-deflate sender makes it (tail removed)."""
+    import zlib
+    c = zlib.compressobj(level, zlib.DEFLATED, -wbits)
+    if final:
+        return c.compress(data) + c.flush(zlib.Z_FINISH)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+def deflate_stream(messages, wbits=15, level=6):
+    """Several messages through one context (context takeover)."""
+    import zlib
+    c = zlib.compressobj(level, zlib.DEFLATED, -wbits)
+    out = []
+    for m in messages:
+        o = c.compress(m) + c.flush(zlib.Z_SYNC_FLUSH)
+        out.append(o[:-4])
+    return out
+
+
+SEP = b"\xff\xfe\xfd"
+
+
+def deflate_seeds():
+    def w(name, body, bits=15, cnct=False, max_size=3, snct=False, level=1, piece=3):
+        """max_size: 0 -> 1, 1 -> 64, 2 -> 4096, 3 -> 1 MiB."""
+        b0 = (bits - 8) | (8 if cnct else 0) | (max_size << 4) | (0x80 if snct else 0)
+        write("fuzz_ws_deflate", name, bytes([b0, level | (piece << 4)]) + body)
+
+    def offer(name, text, cbits=15, cnct=False, sbits=15, snct=False):
+        b0 = 0x40 | (cbits - 8) | (8 if cnct else 0)
+        b1 = (sbits - 8) | (8 if snct else 0)
+        write("fuzz_ws_deflate", name, bytes([b0, b1]) + text.encode())
+
+    # RFC 7692 §7.2.3 examples.
+    w("rfc-hello", bytes.fromhex("f248cdc9c90700"))
+    w("rfc-hello-twice-context", bytes.fromhex("f248cdc9c90700") + SEP + bytes.fromhex("f200110000"))
+    w("rfc-stored-block", bytes.fromhex("000500faff48656c6c6f"))
+    w("rfc-bfinal", bytes.fromhex("f348cdc9c9070000"))
+    w("rfc-bfinal-then-more", bytes.fromhex("f348cdc9c9070000") + SEP + bytes.fromhex("f200110000"))
+    w("rfc-two-blocks", bytes.fromhex("f24805000000ffffcac9c90700"))
+    w("empty-message", b"\x00" + SEP + b"" + SEP + deflate(b"after"))
+    w("text-stream", SEP.join(deflate_stream([b"chat.send id=1\n{\"t\":\"hi\"}"] * 3)), snct=True)
+    w("no-context", SEP.join([deflate(b"abcabcabc")] * 3), cnct=True)
+    w("window-8", deflate(bytes(range(256)) * 2, wbits=9), bits=8, snct=True)
+    w("window-8-too-far", deflate(bytes(range(200)) + b"x" * 300 + bytes(range(200)), wbits=15), bits=8)
+    w("bomb-64", deflate(bytes(100000)), max_size=1)
+    w("bomb-4096", deflate(b"a" * 5000), max_size=2, piece=15)
+    w("max-1", deflate(b"ab"), max_size=0)
+    w("truncated", deflate(b"hello hello hello hello")[:-2])
+    w("garbage", b"\xff\xff\xff\xff")
+    w("reserved-btype", b"\x07\x00")
+    w("level-9", SEP.join(deflate_stream([b"x" * 300, b"y" * 10, b"x" * 300], level=9)), level=9, piece=1)
+    w("level-0", deflate(b"stored only", level=0), level=0)
+
+    offer("offer-plain", "permessage-deflate")
+    offer("offer-client-bits", "permessage-deflate; client_max_window_bits", cbits=10)
+    offer("offer-both-bits", "permessage-deflate; client_max_window_bits=10; server_max_window_bits=12, permessage-deflate",
+          cbits=12, sbits=9)
+    offer("offer-no-context", "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+          snct=True)
+    offer("offer-quoted", 'permessage-deflate; server_max_window_bits="10"; client_max_window_bits="8"')
+    offer("offer-others-first", "x-webkit-deflate-frame, permessage-deflate; foo=1, permessage-deflate;client_max_window_bits")
+    offer("offer-lines", "foo; bar=\"baz\"\n\npermessage-deflate; server_max_window_bits=15\n, ,")
+    offer("offer-bad-values", "permessage-deflate; server_max_window_bits=08, permessage-deflate; client_max_window_bits=16, "
+          "permessage-deflate; server_max_window_bits, permessage-deflate; server_no_context_takeover=1")
+    offer("offer-duplicate", "permessage-deflate; client_max_window_bits; client_max_window_bits=9")
+    offer("offer-syntax-semicolon", "permessage-deflate;")
+    offer("offer-syntax-quoted", 'permessage-deflate; a="b c"')
+    offer("offer-syntax-escape", 'permessage-deflate; a="\\9"; b="9')
+    offer("offer-syntax-space", "permessage deflate")
+    offer("offer-browser", "permessage-deflate; client_max_window_bits", cbits=15, sbits=15)
+
+
 # --- fuzz_conf: conf.d text, files separated by "\n\f\n" ---------------------
 
 def conf_seeds():
@@ -293,4 +371,5 @@ if __name__ == "__main__":
     reader_seeds()
     frame_seeds()
     msg_seeds()
+    deflate_seeds()
     conf_seeds()

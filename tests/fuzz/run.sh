@@ -26,7 +26,13 @@ case $secs in
 	''|*[!0-9]*) echo "$0: SECONDS must be a whole number, not '$secs'" >&2; exit 2 ;;
 esac
 here=$(cd "$(dirname "$0")" && pwd)
-targets=${*:-"fuzz_http_request fuzz_ws_frame fuzz_ws_reader fuzz_msg fuzz_conf"}
+if [ $# -gt 0 ]; then
+	targets=$*
+elif [ -f "$build/tests/fuzz/targets.txt" ]; then
+	targets=$(cat "$build/tests/fuzz/targets.txt")  # written by tests/fuzz/CMakeLists.txt
+else
+	targets="fuzz_http_request fuzz_ws_frame fuzz_ws_reader fuzz_msg fuzz_conf"
+fi
 work=$build/fuzz-run
 
 # Stack traces for UBSan too; leaks are on by default under libFuzzer.
