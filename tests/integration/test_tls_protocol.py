@@ -5,15 +5,12 @@ choosing the certificate per name (exact, wildcard, case-insensitive) and
 the default otherwise, session resumption with tickets (and
 session_tickets = no), renegotiation refused, TLS 1.3 key updates, and a
 close_notify whenever the server ends a TLS connection."""
-import os
-import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import time
 
-from mbgw_harness import OP_TEXT, OP_CLOSE, close_payload, frame, run_tests, Skip
+from mbgw_harness import OP_TEXT, OP_CLOSE, close_payload, frame, run_tests
 from tls_certs import (Certs, TLSServer, TLSClient, tls_section, client_context, peer_cert,
                        cert_subject_cn, cert_sans, tls_connect, OPENSSL)
 
