@@ -10,7 +10,7 @@ import subprocess
 
 from mbgw_harness import MBGW_BIN, OP_TEXT, run_tests
 from tls_certs import (Certs, TLSServer, TLSClient, tls_section, client_context, node_client,
-                       EXPIRED, OPENSSL, file_subject)
+                       EXPIRED, OPENSSL, file_subject, cert_subject_cn)
 
 V12, V13 = ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3
 
@@ -150,6 +150,54 @@ def test_client_auth_required():
         assert "error" not in res and res["results"] == ["ok"] * 4, res
         res = node_client({"url": s.wss_url(), "ca": e.c.ca_cert, "mode": "expect_error"})
         assert "error" in res and "opened" not in res, res
+
+
+def test_client_auth_with_sni_and_resumption():
+    """The policy holds for [tls NAME] certificates chosen by SNI too, and
+    a resumed session keeps the verified subject."""
+    with Env() as e:
+        a = e.c.server("alpha", dns=("alpha.test",))
+        conf = tls_section(*e.srv, client_auth="required", client_ca=e.c.ca_cert) + \
+            "\n[tls alpha]\ncertificate = %s\nkey = %s\nserver_names = alpha.test\n" % a
+        with TLSServer(conf, routes=routes()) as s:
+            for ver in (V12, V13):
+                ctx = e.ctx("alice", ver)
+                with TLSClient(s.tls_port, ctx, path="/p", server_hostname="alpha.test") as t:
+                    assert cert_subject_cn(t.sock.getpeercert(True)) == "alpha"
+                # Without a certificate, refused under that name as well.
+                try:
+                    t = TLSClient(s.tls_port, e.ctx(None, ver), server_hostname="alpha.test", handshake=False)
+                    try:
+                        data = t.sock.recv(1024)
+                        raise AssertionError("accepted without a certificate (read %r)" % data)
+                    finally:
+                        t.close()
+                except ssl.SSLError as x:
+                    assert x.reason in ("SSLV3_ALERT_HANDSHAKE_FAILURE", "TLSV13_ALERT_CERTIFICATE_REQUIRED"), x
+                # Resumption: the subject is still the verified one.
+                with TLSClient(s.tls_port, ctx, path="/p") as t:
+                    t.send_frame(OP_TEXT, "echo\n{}")
+                    t.recv_message()
+                    sess = t.sock.session
+                tr = TLSClient(s.tls_port, ctx, path="/p", session=sess)
+                try:
+                    assert tr.sock.session_reused, ver
+                finally:
+                    tr.close()
+                assert subject(s, _SessionCtx(ctx, sess)) == "CN=alice,O=Acme"
+
+
+class _SessionCtx:
+    """A context stand-in for subject(): connects resuming `session`."""
+
+    def __init__(self, ctx, session):
+        self.ctx, self.session = ctx, session
+
+    def wrap_socket(self, raw, server_hostname=None, session=None, suppress_ragged_eofs=True):
+        s = self.ctx.wrap_socket(raw, server_hostname=server_hostname, session=self.session,
+                                 suppress_ragged_eofs=suppress_ragged_eofs)
+        assert s.session_reused, "the session was not resumed"
+        return s
 
 
 def test_client_ca_directory():

@@ -200,6 +200,39 @@ def test_reload_changes_sni_and_client_auth():
                 t.close()
 
 
+def test_sessions_from_before_reload_cannot_skip_client_auth():
+    """Sessions made while client_auth was off cannot be resumed to get
+    around client_auth = required after a reload (TLS 1.2 and 1.3)."""
+    with Certs() as c:
+        d = c.server("default")
+        with TLSServer(tls_section(*d)) as s:
+            sessions = []
+            for ver in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+                ctx = client_context(c.ca_cert, min_version=ver, max_version=ver)
+                with TLSClient(s.tls_port, ctx) as t:
+                    echo_once(t)
+                    sessions.append((ctx, t.sock.session))
+                with TLSClient(s.tls_port, ctx, session=sessions[-1][1]) as t:
+                    assert t.sock.session_reused  # resumption works before the reload
+            s.write_tls_conf(tls_section(*d, client_auth="required", client_ca=c.ca_cert))
+            reload(s, "reload done")
+            for ctx, sess in sessions:
+                try:
+                    t = TLSClient(s.tls_port, ctx, session=sess, handshake=False)
+                except ssl.SSLError as e:
+                    assert e.reason == "SSLV3_ALERT_HANDSHAKE_FAILURE", e
+                    continue
+                try:
+                    # TLS 1.3: the refusal is the first thing to read.
+                    data = t.sock.recv(1024)
+                    raise AssertionError("resumed past client_auth = required (reused=%s, read %r)" % (
+                        t.sock.session_reused, data))
+                except ssl.SSLError as e:
+                    assert e.reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED", e
+                finally:
+                    t.close()
+
+
 def test_many_reloads_under_traffic():
     """Twenty reloads while TLS clients keep echoing and new ones keep
     connecting: nothing is dropped, nothing leaks (ASan builds check)."""
