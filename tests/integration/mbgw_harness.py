@@ -555,3 +555,163 @@ def run_tests(tests):
         summary += ", %d not run" % notrun
     print(summary)
     sys.exit(1 if failed or not passed else 0)
+
+
+class WireTap:
+    """A loopback TCP relay that records what passes through it, to see on
+    the wire what an independent client (a browser, a library) and the
+    server said: the HTTP heads and the header of every WebSocket frame.
+
+        with WireTap(server.port) as tap:
+            connect the client to tap.port ...
+            conn = tap.conns[0]
+            conn.request_header("Sec-WebSocket-Extensions")
+            conn.frames("c2s")  # [(fin, rsv, opcode, payload_len), ...]
+
+    Each accepted connection gets two relay threads; every socket has a
+    timeout and stop() closes everything, so no thread outlives the test
+    (daemon threads, joined with a bound)."""
+
+    class Conn:
+        def __init__(self):
+            self.data = {"c2s": [], "s2c": []}
+            self.lock = __import__("threading").Lock()
+
+        def raw(self, direction):
+            with self.lock:
+                return b"".join(self.data[direction])
+
+        def _head(self, direction):
+            raw = self.raw(direction)
+            head, sep, _ = raw.partition(b"\r\n\r\n")
+            return head.decode("latin-1") if sep else None
+
+        def _header(self, direction, name):
+            head = self._head(direction)
+            if head is None:
+                return None
+            vals = []
+            for line in head.split("\r\n")[1:]:
+                k, _, v = line.partition(":")
+                if k.strip().lower() == name.lower():
+                    vals.append(v.strip())
+            return ", ".join(vals) if vals else None
+
+        def request_header(self, name):
+            return self._header("c2s", name)
+
+        def response_header(self, name):
+            return self._header("s2c", name)
+
+        def status(self):
+            head = self._head("s2c")
+            return int(head.split(" ")[1]) if head else None
+
+        def frames(self, direction):
+            """(fin, rsv, opcode, payload length) of every complete frame
+            after the HTTP head, in order."""
+            raw = self.raw(direction)
+            _, sep, rest = raw.partition(b"\r\n\r\n")
+            out = []
+            off = 0
+            while sep and off + 2 <= len(rest):
+                b0, b1 = rest[off], rest[off + 1]
+                n = b1 & 0x7F
+                hl = 2
+                if n == 126:
+                    if off + 4 > len(rest):
+                        break
+                    n = struct.unpack("!H", rest[off + 2:off + 4])[0]
+                    hl = 4
+                elif n == 127:
+                    if off + 10 > len(rest):
+                        break
+                    n = struct.unpack("!Q", rest[off + 2:off + 10])[0]
+                    hl = 10
+                if b1 & 0x80:
+                    hl += 4
+                if off + hl + n > len(rest):
+                    break
+                out.append((bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0x0F, n))
+                off += hl + n
+            return out
+
+    def __init__(self, upstream_port, host="127.0.0.1"):
+        import threading
+        self.upstream = (host, upstream_port)
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.lsock.settimeout(0.2)
+        self.port = self.lsock.getsockname()[1]
+        self.conns = []
+        self.socks = []
+        self.threads = []
+        self.stopping = False
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def _accept(self):
+        import threading
+        while not self.stopping:
+            try:
+                a, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                b = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                a.close()
+                continue
+            for s in (a, b):
+                s.settimeout(10)  # bounds a send to a peer that stopped reading
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            c = WireTap.Conn()
+            self.conns.append(c)
+            self.socks += [a, b]
+            for src, dst, d in ((a, b, "c2s"), (b, a, "s2c")):
+                t = threading.Thread(target=self._pump, args=(c, src, dst, d), daemon=True)
+                t.start()
+                self.threads.append(t)
+
+    def _pump(self, c, src, dst, direction):
+        import select
+        while not self.stopping:
+            try:
+                if not select.select([src], [], [], 0.2)[0]:
+                    continue
+                chunk = src.recv(1 << 16)
+            except (OSError, ValueError):
+                break
+            if not chunk:
+                break
+            with c.lock:
+                c.data[direction].append(chunk)
+            try:
+                dst.sendall(chunk)
+            except OSError:
+                break
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def stop(self):
+        self.stopping = True
+        for t in self.threads:
+            t.join(2)
+        for s in self.socks + [self.lsock]:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
