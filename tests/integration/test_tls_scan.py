@@ -11,17 +11,19 @@ asserting no HIGH or CRITICAL finding apart from those a throw-away test
 CA always draws (chain of trust, short validity, no revocation info).
 
 testssl.sh is optional: scripts/deps.sh does not install it. Without it
-these tests report NOT RUN (never PASS); the same protocol and cipher
-policy is checked without it by test_tls_protocol.py. The scan stays on
-loopback and makes no DNS lookups (--nodns none)."""
+the testssl tests report NOT RUN (never PASS), and test_policy_scan — the
+same categories probed with Python's ssl module and no optional
+dependency — still runs. Everything stays on loopback; testssl makes no
+DNS lookups (--nodns none)."""
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 
 from mbgw_harness import run_tests, Skip
-from tls_certs import Certs, TLSServer, tls_section
+from tls_certs import Certs, TLSServer, tls_section, tls_connect, client_context
 
 BAD = ("LOW", "MEDIUM", "HIGH", "CRITICAL", "WARN", "FATAL")
 # What a throw-away test CA always draws in a full scan.
@@ -54,6 +56,72 @@ def scan(port, args, timeout):
         with open(out) as f:
             findings = json.load(f)
     return {x["id"]: x for x in findings}, text
+
+
+UNOFFERABLE = "unofferable"
+
+
+def handshake(port, version, ciphers=None, host="localhost"):
+    """The negotiated (version, cipher), None if the server refused, or
+    UNOFFERABLE when our side cannot send such a ClientHello (e.g. PSK
+    suites without a PSK)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ctx.maximum_version = version
+    ctx.set_ciphers((ciphers or "ALL") + ":@SECLEVEL=0")
+    try:
+        s = tls_connect(port, ctx, host)
+    except ssl.SSLError as e:
+        if e.reason == "NO_CIPHERS_AVAILABLE":
+            return UNOFFERABLE
+        # The refusal must come from the server (an alert), not from our
+        # own side having nothing to offer.
+        assert "ALERT" in (e.reason or "") or e.reason in ("UNSUPPORTED_PROTOCOL",), e
+        return None
+    try:
+        return s.version(), s.cipher()[0]
+    finally:
+        s.close()
+
+
+def test_policy_scan():
+    """testssl's fast categories without testssl: TLS 1.0 and 1.1 refused;
+    NULL, anonymous, export, LOW (DES, RC2, RC4), 3DES/IDEA, CBC and
+    static-RSA-key-exchange ciphers refused under TLS 1.2, for an ECDSA
+    and an RSA certificate; forward-secret AEAD offered; TLS 1.3 offered."""
+    with Certs() as c:
+        conf = tls_section(*c.server("ecdsa")) + \
+            "\n[tls rsa]\ncertificate = %s\nkey = %s\nserver_names = rsa.test\n" % c.server(
+                "rsa", dns=("rsa.test",), key_kind="rsa")
+        with TLSServer(conf, log_level="info") as s:
+            v10, v11 = ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1
+            v12, v13 = ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3
+            refused = ["NULL", "aNULL", "EXPORT", "LOW", "RC4", "DES", "3DES", "IDEA", "SEED", "CAMELLIA",
+                       "ARIA", "AES128-SHA", "AES256-SHA", "SHA1", "SHA256:SHA384:!AESGCM:!CHACHA20", "kRSA",
+                       "PSK", "SRP", "MD5"]
+            tried = 0
+            for host in ("localhost", "rsa.test"):
+                for v in (v10, v11):
+                    assert handshake(s.tls_port, v, host=host) is None, "%s offered (%s)" % (v, host)
+                for cat in refused:
+                    try:
+                        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).set_ciphers(cat + ":@SECLEVEL=0")
+                    except ssl.SSLError:
+                        continue  # not in this OpenSSL at all
+                    got = handshake(s.tls_port, v12, cat, host)
+                    if got == UNOFFERABLE:
+                        continue
+                    tried += 1
+                    assert got is None, "%s: category %s accepted: %s" % (host, cat, got)
+                got = handshake(s.tls_port, v12, "ECDHE+AESGCM:ECDHE+CHACHA20", host)
+                assert got and got[1].startswith("ECDHE-"), (host, got)
+                got = handshake(s.tls_port, v13, None, host)
+                assert got and got[0] == "TLSv1.3", (host, got)
+            assert tried >= 20, "only %d categories could be offered" % tried
+            assert s.alive()
+            # A normal verified client is still fine afterwards.
+            tls_connect(s.tls_port, client_context(c.ca_cert)).close()
 
 
 def test_testssl_fast_subset():
