@@ -36,7 +36,7 @@ def testssl():
     exe = shutil.which("testssl") or shutil.which("testssl.sh")
     if not exe:
         raise Skip("testssl.sh is not installed (apt-get install testssl.sh); "
-                   "test_tls_protocol.py checks the same policy without it")
+                   "test_policy_scan and test_tls_protocol.py check the same policy without it")
     return exe
 
 
