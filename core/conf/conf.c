@@ -48,6 +48,14 @@ static const struct key_def server_keys[] = {
 	{ "pid_file", K_STRING, S(pid_file), 0, 0, "a file such as /run/mbgw.pid" },
 	{ "watch", K_BOOL, S(watch), 0, 0, "yes or no" },
 	{ "max_message_header", K_SIZE, S(max_message_header), 16, 65536, "a size such as 1KiB" },
+	{ "cors_origins", K_STRING, S(cors_origins), 0, 0, "origins allowed to read /metrics, /healthz and /readyz, such as https://ops.example.com or *" },
+	{ "max_connections", K_UINT, S(max_connections), 0, 100000000, "a number (0: no limit)" },
+	{ "max_connections_per_ip", K_UINT, S(max_connections_per_ip), 0, 100000000, "a number (0: no limit)" },
+	{ "handshake_rate_per_ip", K_UINT, S(handshake_rate_per_ip), 0, 1000000, "upgrades per second per client address (0: no limit)" },
+	{ "handshake_burst_per_ip", K_UINT, S(handshake_burst_per_ip), 1, 1000000, "a number such as 20" },
+	{ "message_rate", K_UINT, S(message_rate), 0, 100000000, "messages per second per connection (0: no limit)" },
+	{ "message_burst", K_UINT, S(message_burst), 1, 100000000, "a number such as 100" },
+	{ "trusted_proxies", K_STRING, S(trusted_proxies), 0, 0, "addresses or CIDRs such as 127.0.0.1, 10.0.0.0/8" },
 	{ "compression", K_BOOL, S(compression), 0, 0, "yes or no" },
 	{ "compression_threshold", K_SIZE, S(compression_threshold), 0, 1ULL << 30, "a size such as 1KiB" },
 	{ "compression_level", K_UINT, S(compression_level), 0, 9, "a zlib level from 0 to 9" },
@@ -70,6 +78,8 @@ static const struct key_def route_keys[] = {
 	{ "slow_consumer", K_SLOW, R(drop_client), 0, 0, "drop_message or drop_client" },
 	{ "drain", K_DURATION, R(drain_ms), 0, 86400000, "a duration such as 30s" },
 	{ "keep_headers", K_HEADERS, R(keep_headers), 0, 0, "request header names such as User-Agent, X-Request-Id" },
+	{ "origins", K_STRING, R(origins), 0, 0, "allowed Origin values such as https://example.com, https://*.example.com" },
+	{ "allow_missing_origin", K_BOOL, R(allow_missing_origin), 0, 0, "yes or no" },
 	{ "compression", K_BOOL, R(compression), 0, 0, "yes or no" },
 	{ "compression_mem_level", K_UINT, R(compression_mem_level), 1, 9, "a zlib memLevel from 1 to 9" },
 	{ "compression_window_bits", K_UINT, R(compression_window_bits), 8, 15, "8 to 15" },
@@ -141,6 +151,8 @@ void conf_defaults(struct conf *c)
 	c->drain_timeout_ms = 10000;
 	c->log_level = LOG_INFO;
 	c->max_message_header = 1024;
+	c->handshake_burst_per_ip = 20;
+	c->message_burst = 100;
 	c->compression = true;
 	c->compression_threshold = 1024;
 	c->compression_level = 1;
@@ -155,6 +167,7 @@ static void route_free(struct conf_route *r)
 	free(r->path);
 	free(r->plugin);
 	free(r->settings);
+	free(r->origins);
 	for (size_t i = 0; i < r->nsubprotocols; i++)
 		free(r->subprotocols[i]);
 	for (size_t i = 0; i < r->ntypes; i++)
@@ -172,7 +185,9 @@ void conf_free(struct conf *c)
 	c->nroutes = 0;
 	free(c->plugin_dir);
 	free(c->pid_file);
-	c->plugin_dir = c->pid_file = NULL;
+	free(c->cors_origins);
+	free(c->trusted_proxies);
+	c->plugin_dir = c->pid_file = c->cors_origins = c->trusted_proxies = NULL;
 	for (size_t i = 0; i < c->ntls; i++) {
 		struct conf_tls *t = &c->tls[i];
 		char **strs[] = { &t->name, &t->certificate, &t->key, &t->key_passphrase,
@@ -240,19 +255,29 @@ bool conf_parse_listen(const char *spec, struct conf_listen *l, const char **why
 {
 	memset(l, 0, sizeof *l);
 	snprintf(l->text, sizeof l->text, "%s", spec);
-	/* "ADDR [tls]": split off the flags. */
+	/* "ADDR [tls] [metrics] [proxy_protocol]": split off the flags. */
 	char s[96];
 	snprintf(s, sizeof s, "%s", spec);
 	char *sp = strpbrk(s, " \t");
 	if (sp) {
 		*sp++ = 0;
-		while (*sp == ' ' || *sp == '\t')
-			sp++;
-		if (strcmp(sp, "tls") != 0) {
-			*why = "unknown flag after the address (expected nothing or 'tls')";
-			return false;
+		char *save = NULL;
+		for (char *f = strtok_r(sp, " \t", &save); f; f = strtok_r(NULL, " \t", &save)) {
+			bool *flag = strcmp(f, "tls") == 0		? &l->tls
+				     : strcmp(f, "metrics") == 0	? &l->metrics
+				     : strcmp(f, "proxy_protocol") == 0 ? &l->proxy_protocol
+									  : NULL;
+			if (flag && *flag) {
+				*why = "unknown flag after the address: a flag is given twice";
+				return false;
+			}
+			if (flag)
+				*flag = true;
+			else {
+				*why = "unknown flag after the address (expected tls, metrics or proxy_protocol)";
+				return false;
+			}
 		}
-		l->tls = true;
 	}
 	char host[64] = "";
 	const char *port_s;
@@ -685,6 +710,7 @@ static void open_section(struct parser *ps, char *name)
 		ps->route = &c->routes[c->nroutes++];
 		memset(ps->route, 0, sizeof *ps->route);
 		ps->route->name = xstrdup(arg);
+		ps->route->allow_missing_origin = true;
 		snprintf(ps->route->where, sizeof ps->route->where, "%s:%d", ps->file, ps->line);
 		memset(ps->route_seen, 0, sizeof ps->route_seen);
 		ps->section = SEC_ROUTE;

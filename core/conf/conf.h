@@ -33,7 +33,7 @@
 #define CONF_MAX_SUBPROTOCOLS 16
 #define CONF_MAX_TYPES 16
 #define CONF_MAX_ROUTES_PER_PATH 4   /* routes one connection can belong to */
-#define CONF_SERVER_KEYS 26
+#define CONF_SERVER_KEYS 34
 
 /* Which compression overrides a route sets. */
 #define CONF_RC_ENABLED 0x1u
@@ -49,6 +49,8 @@ struct conf_listen {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	bool tls;            /* "listen = ADDR tls" */
+	bool metrics;        /* "... metrics": serves /metrics and health only */
+	bool proxy_protocol; /* "... proxy_protocol": PROXY v1/v2 header first */
 	char text[80];       /* as written, for logs */
 	char where[300];     /* file:line, for bind errors */
 };
@@ -69,6 +71,8 @@ struct conf_route {
 	uint64_t drain_ms;               /* close delay when the route is removed */
 	char *keep_headers[CONF_MAX_TYPES];  /* request headers kept for plugins */
 	size_t nkeep_headers;
+	char *origins;                   /* allowed Origin values; NULL: any */
+	bool allow_missing_origin;
 	/* compression overrides; a bit of `compression_set` says which */
 	bool compression;
 	uint64_t compression_mem_level;
@@ -120,6 +124,14 @@ struct conf {
 	char *pid_file;              /* NULL: none */
 	bool watch;                  /* reload when conf.d or plugins change */
 	uint64_t max_message_header; /* longest header line of a message */
+	char *cors_origins;          /* for the HTTP endpoints */
+	uint64_t max_connections;            /* 0: no limit */
+	uint64_t max_connections_per_ip;
+	uint64_t handshake_rate_per_ip;      /* token bucket, per second */
+	uint64_t handshake_burst_per_ip;
+	uint64_t message_rate;               /* per connection, per second */
+	uint64_t message_burst;
+	char *trusted_proxies;
 	/* permessage-deflate (RFC 7692) defaults; routes may override */
 	bool compression;
 	uint64_t compression_threshold;

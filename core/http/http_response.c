@@ -17,7 +17,10 @@ const char *http_status_text(int status)
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
 	case 413: return "Content Too Large";
+	case 204: return "No Content";
+	case 401: return "Unauthorized";
 	case 426: return "Upgrade Required";
+	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
@@ -32,19 +35,33 @@ static size_t fit(int n, size_t cap)
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
-size_t http_response_simple(char *out, size_t cap, int status, const char *extra_headers,
-			    const char *body)
+size_t http_response_head(char *out, size_t cap, int status, const char *content_type,
+			  const char *extra_headers, size_t content_length)
 {
 	int n = snprintf(out, cap,
 			 "HTTP/1.1 %d %s\r\n"
 			 "Server: mbgw\r\n"
-			 "Content-Type: text/plain; charset=utf-8\r\n"
+			 "Content-Type: %s\r\n"
 			 "Content-Length: %zu\r\n"
 			 "Connection: close\r\n"
-			 "%s\r\n%s\n",
-			 status, http_status_text(status), strlen_safe(body) + 1,
-			 extra_headers ? extra_headers : "", body ? body : "");
+			 HTTP_SECURITY_HEADERS
+			 "%s\r\n",
+			 status, http_status_text(status), content_type, content_length,
+			 extra_headers ? extra_headers : "");
 	return fit(n, cap);
+}
+
+size_t http_response_simple(char *out, size_t cap, int status, const char *extra_headers,
+			    const char *body)
+{
+	size_t bl = strlen_safe(body);
+	size_t n = http_response_head(out, cap, status, "text/plain; charset=utf-8", extra_headers, bl + 1);
+	if (!n || n + bl + 2 > cap)
+		return 0;
+	memcpy(out + n, body ? body : "", bl);
+	out[n + bl] = '\n';
+	out[n + bl + 1] = 0;
+	return n + bl + 1;
 }
 
 size_t http_response_upgrade(char *out, size_t cap, const char *accept, const char *subprotocol,

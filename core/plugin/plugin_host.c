@@ -15,10 +15,36 @@
 #include "ws/ws_utf8.h"
 
 static struct server *_Atomic g_srv;
+/* Threads that are not workers (plugin threads, the main thread) hold
+ * this for reading while they touch the workers, so that the server is
+ * never freed under them; worker threads need not: the server outlives
+ * every worker loop. */
+static pthread_rwlock_t g_srv_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 void plugin_host_set_server(struct server *srv)
 {
+	pthread_rwlock_wrlock(&g_srv_lock);
 	atomic_store(&g_srv, srv);
+	pthread_rwlock_unlock(&g_srv_lock);
+}
+
+/* Returns the server (NULL when there is none: then nothing is held);
+ * pair every non-NULL result with srv_leave(). */
+static struct server *srv_enter(void)
+{
+	if (worker_current())
+		return atomic_load(&g_srv);
+	pthread_rwlock_rdlock(&g_srv_lock);
+	struct server *srv = atomic_load(&g_srv);
+	if (!srv)
+		pthread_rwlock_unlock(&g_srv_lock);
+	return srv;
+}
+
+static void srv_leave(void)
+{
+	if (!worker_current())
+		pthread_rwlock_unlock(&g_srv_lock);
 }
 
 /* The connection and route whose callback is running on this thread. */
@@ -95,13 +121,24 @@ static int post(struct worker *w, struct wcmd *cmd)
 	return MBGW_OK;
 }
 
+static int send_locked(struct server *srv, mbgw_conn_id id, uint32_t opcode, const void *data, size_t len);
+
 static int h_send(mbgw_conn_id id, uint32_t opcode, const void *data, size_t len)
 {
 	if (!valid_opcode(opcode) || (len && !data))
 		return MBGW_E_INVAL;
 	if (opcode == MBGW_TEXT && !ws_utf8_valid(data, len))
 		return MBGW_E_INVAL;
-	struct server *srv = atomic_load(&g_srv);
+	struct server *srv = srv_enter();
+	if (!srv)
+		return MBGW_E_NOCONN;
+	int rc = send_locked(srv, id, opcode, data, len);
+	srv_leave();
+	return rc;
+}
+
+static int send_locked(struct server *srv, mbgw_conn_id id, uint32_t opcode, const void *data, size_t len)
+{
 	struct worker *w = worker_of(srv, id);
 	if (!w)
 		return MBGW_E_NOCONN;
@@ -160,6 +197,8 @@ static int h_reply_error(mbgw_conn_id id, const struct mbgw_message *about, cons
 	return h_send(id, MBGW_TEXT, out, n);
 }
 
+static int close_locked(struct server *srv, mbgw_conn_id id, uint32_t code, const char *reason);
+
 static int h_close(mbgw_conn_id id, uint32_t code, const char *reason)
 {
 	bool ok_code = code == 1000 || code == 1001 || code == 1008 || code == 1011 ||
@@ -167,7 +206,16 @@ static int h_close(mbgw_conn_id id, uint32_t code, const char *reason)
 	size_t rl = reason ? strlen(reason) : 0;
 	if (!ok_code || rl > 123 || (reason && !ws_utf8_valid((const uint8_t *)reason, rl)))
 		return MBGW_E_INVAL;
-	struct server *srv = atomic_load(&g_srv);
+	struct server *srv = srv_enter();
+	if (!srv)
+		return MBGW_E_NOCONN;
+	int rc = close_locked(srv, id, code, reason);
+	srv_leave();
+	return rc;
+}
+
+static int close_locked(struct server *srv, mbgw_conn_id id, uint32_t code, const char *reason)
+{
 	struct worker *w = worker_of(srv, id);
 	if (!w)
 		return MBGW_E_NOCONN;
@@ -228,13 +276,15 @@ static int h_broadcast(struct mbgw_instance *inst, uint32_t opcode, const void *
 		return MBGW_E_INVAL;
 	if (opcode == MBGW_TEXT && !ws_utf8_valid(data, len))
 		return MBGW_E_INVAL;
-	struct server *srv = atomic_load(&g_srv);
+	struct server *srv = srv_enter();
 	if (!srv)
 		return MBGW_OK;
+	int rc = MBGW_E_NOMEM;
 	struct smsg *m = smsg_new(srv->conf, (uint8_t)opcode, data, len);
-	if (!m)
-		return MBGW_E_NOMEM;
-	return fan_out(srv, WCMD_BROADCAST, m, inst, NULL, 0);
+	if (m)
+		rc = fan_out(srv, WCMD_BROADCAST, m, inst, NULL, 0);
+	srv_leave();
+	return rc;
 }
 
 static bool valid_group(const char *g)
@@ -243,11 +293,22 @@ static bool valid_group(const char *g)
 	return n >= 1 && n <= 255;
 }
 
+static int group_op_locked(struct server *srv, mbgw_conn_id id, const char *group, uint32_t kind);
+
 static int group_op(mbgw_conn_id id, const char *group, uint32_t kind)
 {
 	if (!valid_group(group))
 		return MBGW_E_INVAL;
-	struct server *srv = atomic_load(&g_srv);
+	struct server *srv = srv_enter();
+	if (!srv)
+		return MBGW_E_NOCONN;
+	int rc = group_op_locked(srv, id, group, kind);
+	srv_leave();
+	return rc;
+}
+
+static int group_op_locked(struct server *srv, mbgw_conn_id id, const char *group, uint32_t kind)
+{
 	struct worker *w = worker_of(srv, id);
 	if (!w)
 		return MBGW_E_NOCONN;
@@ -283,17 +344,24 @@ static int h_group_publish(const char *group, uint32_t opcode, const void *data,
 		return MBGW_E_INVAL;
 	if (opcode == MBGW_TEXT && !ws_utf8_valid(data, len))
 		return MBGW_E_INVAL;
-	struct server *srv = atomic_load(&g_srv);
+	struct server *srv = srv_enter();
 	if (!srv)
 		return MBGW_OK;
+	int rc = MBGW_E_NOMEM;
 	struct smsg *m = smsg_new(srv->conf, (uint8_t)opcode, data, len);
-	if (!m)
-		return MBGW_E_NOMEM;
-	return fan_out(srv, WCMD_PUBLISH, m, NULL, group, except);
+	if (m)
+		rc = fan_out(srv, WCMD_PUBLISH, m, NULL, group, except);
+	srv_leave();
+	return rc;
 }
 
 static struct conn *own_conn(mbgw_conn_id id, int *err)
 {
+	/* Only ever succeeds on a worker thread, which needs no lock. */
+	if (!worker_current()) {
+		*err = MBGW_E_THREAD;
+		return NULL;
+	}
 	struct server *srv = atomic_load(&g_srv);
 	struct worker *w = worker_of(srv, id);
 	if (!w) {
@@ -385,9 +453,12 @@ static int64_t h_timer_add(struct mbgw_instance *inst, uint64_t delay_ms, uint64
 	g_timers = t;
 	int64_t id = t->id;
 	pthread_mutex_unlock(&g_timer_lock);
-	struct server *srv = atomic_load(&g_srv);
-	if (srv && srv->nworkers)
-		worker_wake(&srv->workers[0]);
+	struct server *srv = srv_enter();
+	if (srv) {
+		if (srv->nworkers)
+			worker_wake(&srv->workers[0]);
+		srv_leave();
+	}
 	return id;
 }
 
@@ -458,30 +529,87 @@ int64_t plugin_host_run_timers(uint64_t now_ms)
 /* ------------------------------------------------------------------ */
 /* Counters */
 
+/* Plugin counters live in one registry keyed by route and name, so they
+ * survive reloads (a new instance of a route continues its counters) and
+ * never appear twice in /metrics. */
+struct plugin_counter {
+	struct plugin_counter *next;
+	char *route;
+	char *name;
+	_Atomic int64_t value;
+};
+
+static pthread_mutex_t g_counter_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct plugin_counter *g_counters;
+
+static bool valid_counter_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 100)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '_' || *s == '.' || *s == '-' || *s == ':'))
+			return false;
+	return true;
+}
+
 static int h_counter_add(struct mbgw_instance *inst, const char *name, int64_t delta)
 {
-	if (!inst || !name || !*name || strlen(name) > 100)
+	if (!inst || !name || !valid_counter_name(name))
 		return MBGW_E_INVAL;
-	pthread_mutex_lock(&inst->lock);
-	struct inst_counter *c;
-	for (c = inst->counters; c; c = c->next)
-		if (strcmp(c->name, name) == 0)
+	pthread_mutex_lock(&g_counter_lock);
+	struct plugin_counter *c;
+	for (c = g_counters; c; c = c->next)
+		if (strcmp(c->name, name) == 0 && strcmp(c->route, inst->route_name) == 0)
 			break;
 	if (!c) {
 		c = calloc(1, sizeof *c);
-		if (c)
+		if (c) {
 			c->name = strdup(name);
-		if (!c || !c->name) {
+			c->route = strdup(inst->route_name);
+		}
+		if (!c || !c->name || !c->route) {
+			if (c) {
+				free(c->name);
+				free(c->route);
+			}
 			free(c);
-			pthread_mutex_unlock(&inst->lock);
+			pthread_mutex_unlock(&g_counter_lock);
 			return MBGW_E_NOMEM;
 		}
-		c->next = inst->counters;
-		inst->counters = c;
+		c->next = g_counters;
+		g_counters = c;
 	}
 	c->value += delta;
-	pthread_mutex_unlock(&inst->lock);
+	pthread_mutex_unlock(&g_counter_lock);
 	return MBGW_OK;
+}
+
+void plugin_host_render_counters(struct buf *out)
+{
+	pthread_mutex_lock(&g_counter_lock);
+	for (struct plugin_counter *c = g_counters; c; c = c->next) {
+		char line[400];
+		int n = snprintf(line, sizeof line, "mbgw_plugin_counter{route=\"%s\",name=\"%s\"} %lld\n",
+				 c->route, c->name, (long long)c->value);
+		if (n > 0 && (size_t)n < sizeof line)
+			buf_append(out, line, (size_t)n);
+	}
+	pthread_mutex_unlock(&g_counter_lock);
+}
+
+void plugin_host_cleanup(void)
+{
+	pthread_mutex_lock(&g_counter_lock);
+	while (g_counters) {
+		struct plugin_counter *c = g_counters;
+		g_counters = c->next;
+		free(c->name);
+		free(c->route);
+		free(c);
+	}
+	pthread_mutex_unlock(&g_counter_lock);
 }
 
 /* ------------------------------------------------------------------ */
@@ -629,12 +757,6 @@ size_t plugin_host_reap_retired(void)
 		log_info("route %s: plugin instance %s %s retired", in->route_name, in->desc->name,
 			 in->desc->version);
 		plugin_so_unref(in->so);
-		for (struct inst_counter *c = in->counters; c;) {
-			struct inst_counter *next = c->next;
-			free(c->name);
-			free(c);
-			c = next;
-		}
 		free(in->route_name);
 		free(in->settings);
 		pthread_mutex_destroy(&in->lock);

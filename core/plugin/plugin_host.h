@@ -18,6 +18,7 @@
 #include <mbgw/plugin.h>
 
 #include "conf/conf.h"
+#include "util/util_buf.h"
 #include "plugin/plugin_so.h"
 
 struct server;
@@ -43,6 +44,11 @@ size_t plugin_host_reap_retired(void);
 
 /* Worker 0: runs due timers; returns ms until the next one (or -1). */
 int64_t plugin_host_run_timers(uint64_t now_ms);
+
+/* Appends the plugins' counters in Prometheus text format. Any thread. */
+void plugin_host_render_counters(struct buf *out);
+/* Frees process-wide state at exit. */
+void plugin_host_cleanup(void);
 
 /* Called by the core around plugin callbacks, so host functions that
  * need "the calling route" (set_udata) know it. */

@@ -54,15 +54,7 @@ struct mbgw_instance {
 	uint32_t format;
 	bool stateless;                /* plugin flag */
 	atomic_bool retired;
-	/* named counters for metrics, guarded by lock */
 	pthread_mutex_t lock;
-	struct inst_counter *counters;
-};
-
-struct inst_counter {
-	struct inst_counter *next;
-	char *name;
-	int64_t value;
 };
 
 struct route {

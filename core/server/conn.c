@@ -28,6 +28,8 @@
 #include "http/http_response.h"
 #include "net/net_listen.h"
 #include "util/util_log.h"
+#include "server/limits.h"
+#include "server/metrics.h"
 #include "tls/tls.h"
 #include "ws/ws_handshake.h"
 
@@ -92,8 +94,9 @@ static void set_state(struct conn *c, enum conn_state s)
 		worker_mark_dirty(c->w, c);
 }
 
-struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, bool tls)
+struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, unsigned listener)
 {
+	bool tls = w->srv->conf->listen[listener].tls;
 	struct conn *c = calloc(1, sizeof *c);
 	if (!c) {
 		close(fd);
@@ -103,6 +106,9 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, boo
 	c->w = w;
 	c->id = ((uint64_t)(w->index + 1) << 48) | ++w->next_conn_seq;
 	c->created_ms = c->last_rx_ms = w->now_ms;
+	c->listener = (uint8_t)listener;
+	memcpy(&c->peer_addr, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+								 : sizeof(struct sockaddr_in));
 	set_state(c, CONN_HTTP);
 	net_addr_format(peer, c->peer, sizeof c->peer);
 	int one = 1;
@@ -125,6 +131,7 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, boo
 
 void conn_free(struct conn *c)
 {
+	limits_disconnect(c->w->srv->conf, (const struct sockaddr *)&c->peer_addr);
 	transport_free(c);
 	if (c->pmd) {
 		ws_deflate_free(c->pmd);
@@ -191,6 +198,16 @@ static int queue_frames(struct conn *c, uint8_t opcode, uint8_t rsv, const uint8
 	return queue_frame_rsv(c, true, 0, op, data, len);
 }
 
+/* Messages out, by route and type. */
+static void count_out(struct conn *c, uint8_t opcode, size_t len)
+{
+	if (!c->rslot)
+		return;
+	int t = opcode == WS_OP_BINARY;
+	METRIC_INC(c->rslot->msgs_out[t]);
+	METRIC_ADD(c->rslot->bytes_out[t], len);
+}
+
 int conn_send_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_t len)
 {
 	if (c->state != CONN_OPEN)
@@ -200,8 +217,12 @@ int conn_send_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_
 		z->len = 0;
 		if (ws_deflate_compress(c->pmd, data, len, z) < 0)
 			return -1;
+		METRIC_ADD(c->w->m->deflate_out_raw, len);
+		METRIC_ADD(c->w->m->deflate_out_wire, z->len);
+		count_out(c, opcode, len);
 		return queue_frames(c, opcode, WS_RSV1, z->data, z->len);
 	}
+	count_out(c, opcode, len);
 	return queue_frames(c, opcode, 0, data, len);
 }
 
@@ -251,7 +272,7 @@ static void queue_close_frame(struct conn *c, uint16_t code, const char *reason)
  * nothing more, close TCP once it is written. */
 static void conn_fail(struct conn *c, uint16_t code, const char *reason)
 {
-	atomic_fetch_add_explicit(&c->w->srv->stats.protocol_errors, 1, memory_order_relaxed);
+	METRIC_INC(c->w->m->protocol_errors[metrics_close_slot(code)]);
 	log_msg(LOG_INFO, c->id, "closing %s with %u: %s", c->peer, code, reason);
 	if (c->state == CONN_OPEN)
 		queue_close_frame(c, code, reason);
@@ -269,14 +290,13 @@ void conn_close(struct conn *c, uint16_t code, const char *reason)
 /* Queues an HTTP answer and closes after it has been written. An answer
  * to HEAD keeps its headers (Content-Length included) but carries no body
  * (RFC 9110 §9.3.2). */
-static void http_answer(struct conn *c, int status, const char *extra, const char *body, bool head)
+void conn_http_answer(struct conn *c, int status, const char *content_type, const char *extra,
+		      const void *body, size_t len, bool head_only)
 {
-	char resp[1024];
-	size_t n = http_response_simple(resp, sizeof resp, status, extra, body);
-	const char *end = n && head ? memmem(resp, n, "\r\n\r\n", 4) : NULL;
-	if (end)
-		n = (size_t)(end - resp) + 4;
-	if (n == 0 || outq_append(&c->out, resp, n) < 0) {
+	char hdr[2048];
+	size_t n = http_response_head(hdr, sizeof hdr, status, content_type, extra, len);
+	if (n == 0 || outq_append(&c->out, hdr, n) < 0 ||
+	    (!head_only && len && outq_append(&c->out, body, len) < 0)) {
 		conn_terminate(c, "cannot queue HTTP answer");
 		return;
 	}
@@ -284,21 +304,53 @@ static void http_answer(struct conn *c, int status, const char *extra, const cha
 	set_state(c, CONN_LINGER);
 }
 
-static void http_reject(struct conn *c, int status, const char *reason, const struct http_request *req)
+/* Queues a plain-text HTTP answer and closes after it has been written. An
+ * answer to HEAD keeps its headers (Content-Length included) but carries
+ * no body (RFC 9110 §9.3.2). */
+static void http_answer(struct conn *c, int status, const char *extra, const char *body, bool head)
 {
-	atomic_fetch_add_explicit(&c->w->srv->stats.handshakes_rejected, 1, memory_order_relaxed);
+	char text[512];
+	int n = snprintf(text, sizeof text, "%s\n", body ? body : "");
+	conn_http_answer(c, status, "text/plain; charset=utf-8", extra, text,
+			 n > 0 ? ((size_t)n < sizeof text ? (size_t)n : sizeof text - 1) : 0, head);
+}
+
+static enum metric_reject reject_kind(int status)
+{
+	switch (status) {
+	case 400: case 505: return REJ_BAD_REQUEST;
+	case 401: return REJ_AUTH;
+	case 403: return REJ_ORIGIN;
+	case 404: return REJ_NOT_FOUND;
+	case 405: case 501: return REJ_METHOD;
+	case 408: return REJ_TIMEOUT;
+	case 413: case 431: return REJ_TOO_LARGE;
+	case 426: return REJ_UPGRADE_REQUIRED;
+	case 429: case 503: return REJ_LIMIT;
+	default: return REJ_OTHER;
+	}
+}
+
+void conn_http_reject(struct conn *c, int status, const char *reason, const struct http_request *req,
+		      const char *extra)
+{
+	METRIC_INC(c->w->m->rejected[c->reject_as ? (unsigned)c->reject_as - 1 : (unsigned)reject_kind(status)]);
 	if (req && req->target.n)
 		log_msg(LOG_INFO, c->id, "handshake rejected from %s: %d %s (%.*s %.*s)", c->peer,
 			status, reason, (int)req->method.n, req->method.p,
 			(int)(req->target.n > 200 ? 200 : req->target.n), req->target.p);
 	else
 		log_msg(LOG_INFO, c->id, "handshake rejected from %s: %d %s", c->peer, status, reason);
-	const char *extra = NULL;
-	if (status == 426)
+	if (!extra && status == 426)
 		extra = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
-	else if (status == 405)
-		extra = req && http_str_eq(req->path, "/healthz") ? "Allow: GET, HEAD\r\n" : "Allow: GET\r\n";
+	else if (!extra && status == 405)
+		extra = "Allow: GET\r\n";
 	http_answer(c, status, extra, reason, req && http_str_eq(req->method, "HEAD"));
+}
+
+static void http_reject(struct conn *c, int status, const char *reason, const struct http_request *req)
+{
+	conn_http_reject(c, status, reason, req, NULL);
 }
 
 /* --- input: HTTP --- */
@@ -379,14 +431,11 @@ static size_t handle_http(struct conn *c)
 		return c->rbuf.len;
 	}
 
-	if (!dispatch_path_exists(req.path.p, req.path.n)) {
-		if (http_str_eq(req.path, "/healthz")) {
-			if (http_str_eq(req.method, "GET") || http_str_eq(req.method, "HEAD"))
-				http_answer(c, 200, NULL, "ok", http_str_eq(req.method, "HEAD"));
-			else
-				http_reject(c, 405, "Only GET and HEAD are allowed here", &req);
-			return (size_t)n;
-		}
+	/* The HTTP endpoints (/healthz, /readyz, /metrics), and the
+	 * metrics-only listeners, which serve nothing else. */
+	if (endpoint_handle(c, &req))
+		return (size_t)n;
+	if (cf(c)->listen[c->listener].metrics || !dispatch_path_exists(req.path.p, req.path.n)) {
 		http_reject(c, 404, "No WebSocket route at this path", &req);
 		return (size_t)n;
 	}
@@ -455,11 +504,12 @@ static int on_message(void *ud, uint8_t opcode, bool compressed, uint8_t *data, 
 			conn_fail(c, WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
 			return WS_READER_STOP;
 		}
+		METRIC_ADD(c->w->m->deflate_in_wire, len);
+		METRIC_ADD(c->w->m->deflate_in_raw, z->len);
 		data = z->data ? z->data : (uint8_t *)"";
 		len = z->len;
 	}
-	atomic_fetch_add_explicit(&c->w->srv->stats.messages_in, 1, memory_order_relaxed);
-	dispatch_message(c, opcode, data, len);
+	dispatch_message(c, opcode, data, len, c->rd.last_fragmented);
 	/* Backpressure: stop taking input while the peer is not reading. */
 	if (c->out.bytes > cf(c)->send_queue_limit)
 		return WS_READER_STOP;
@@ -514,7 +564,7 @@ static void process_input(struct conn *c)
 		ssize_t n = ws_reader_feed(&c->rd, c->rbuf.data + off, c->rbuf.len - off,
 					   &reader_ops, c, &err);
 		if (n < 0) {
-			atomic_fetch_add_explicit(&c->w->srv->stats.protocol_errors, 1, memory_order_relaxed);
+			METRIC_INC(c->w->m->protocol_errors[metrics_close_slot(err.code)]);
 			log_msg(LOG_INFO, c->id, "closing %s with %u: %s", c->peer, err.code, err.reason);
 			/* §7.1.7 Fail the WebSocket Connection: send our close (unless
 			 * one is out already), process nothing more, close TCP. */
@@ -543,12 +593,13 @@ static void tls_step(struct conn *c)
 {
 	int r = transport_handshake(c);
 	if (r < 0) {
-		atomic_fetch_add_explicit(&c->w->srv->stats.handshakes_rejected, 1, memory_order_relaxed);
+		METRIC_INC(c->w->m->tls_failures);
 		conn_terminate(c, "TLS handshake failed");
 		return;
 	}
 	if (r == 0)
 		return;
+	METRIC_INC(c->w->m->tls_handshakes);
 	set_state(c, CONN_HTTP);
 	c->created_ms = c->w->now_ms; /* the HTTP timeout starts now */
 	conn_on_readable(c);          /* the request may already be buffered */
@@ -704,7 +755,7 @@ void conn_check_timers(struct conn *c, uint64_t now)
 		if (now - c->created_ms >= k->handshake_timeout_ms) {
 			log_msg(LOG_INFO, c->id, "TLS handshake timeout: %s did not finish within %llu ms",
 				c->peer, (unsigned long long)k->handshake_timeout_ms);
-			atomic_fetch_add_explicit(&c->w->srv->stats.handshakes_rejected, 1, memory_order_relaxed);
+			METRIC_INC(c->w->m->tls_failures);
 			conn_terminate(c, "TLS handshake timeout");
 		}
 		break;
@@ -712,7 +763,7 @@ void conn_check_timers(struct conn *c, uint64_t now)
 		if (now - c->created_ms >= k->handshake_timeout_ms) {
 			log_msg(LOG_INFO, c->id, "handshake timeout: %s sent no complete request within %llu ms",
 				c->peer, (unsigned long long)k->handshake_timeout_ms);
-			atomic_fetch_add_explicit(&c->w->srv->stats.handshakes_rejected, 1, memory_order_relaxed);
+			METRIC_INC(c->w->m->rejected[REJ_TIMEOUT]);
 			http_answer(c, 408, NULL, "Request timeout", false);
 		}
 		break;
@@ -723,7 +774,7 @@ void conn_check_timers(struct conn *c, uint64_t now)
 			outq_trim(&c->out);
 		if (c->ping_outstanding) {
 			if (now - c->ping_sent_ms >= k->pong_timeout_ms) {
-				atomic_fetch_add_explicit(&c->w->srv->stats.ping_timeouts, 1, memory_order_relaxed);
+				METRIC_INC(c->w->m->ping_timeouts);
 				log_msg(LOG_INFO, c->id, "no pong or data from %s within %llu ms: dropping",
 					c->peer, (unsigned long long)k->pong_timeout_ms);
 				conn_terminate(c, "pong timeout");
@@ -843,6 +894,7 @@ static int over_limit(struct conn *c)
 {
 	if (c->in_callback || c->out.bytes <= cf(c)->send_queue_limit)
 		return MBGW_OK;
+	METRIC_INC(c->w->m->queue_overflows);
 	bool drop_client = c->nroutes && c->routes[0]->conf->drop_client;
 	if (drop_client) {
 		log_msg(LOG_INFO, c->id, "slow consumer %s: %zu bytes queued, closing (slow_consumer = drop_client)",
@@ -878,9 +930,11 @@ int conn_send_shared(struct conn *c, struct smsg *m)
 		frames = smsg_deflated(m, c->pmd, bits);
 		if (!frames)
 			return MBGW_E_NOMEM;
+		count_out(c, m->opcode, m->len);
 		rc = outq_append_shared(&c->out, frames, 0, frames->len);
 		blob_unref(frames);
 	} else {
+		count_out(c, m->opcode, m->len);
 		rc = outq_append_shared(&c->out, frames, 0, frames->len);
 	}
 	if (rc < 0)

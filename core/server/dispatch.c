@@ -13,9 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "msg/msg_decode.h"
 #include "plugin/plugin_host.h"
+#include "server/limits.h"
 #include "util/util_log.h"
 #include "ws/ws_handshake.h"
 
@@ -70,6 +73,48 @@ static int keep_headers(struct conn *c, const struct http_request *req)
 	return 0;
 }
 
+/* True if origin matches one of the comma-separated patterns: exact
+ * ("https://example.com"), a wildcard host (https, then "://", then a
+ * star and ".example.com": subdomains, not example.com itself), or a
+ * lone star. Compared without
+ * regard to case (RFC 6454 serialises scheme and host in lower case). */
+static bool origin_allowed(const char *patterns, struct http_str origin)
+{
+	const char *p = patterns;
+	while (*p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		const char *e = p;
+		while (*e && *e != ',')
+			e++;
+		const char *te = e;
+		while (te > p && te[-1] == ' ')
+			te--;
+		size_t pl = (size_t)(te - p);
+		if (pl == 1 && *p == '*')
+			return true;
+		const char *star = memchr(p, '*', pl);
+		if (!star) {
+			if (pl == origin.n && strncasecmp(p, origin.p, pl) == 0)
+				return true;
+		} else if (star + 1 < te && star[1] == '.') {
+			/* Wildcard: same text before the star, a non-empty label
+			 * where the star is (no '/' or ':'), same suffix after. */
+			size_t pre = (size_t)(star - p), suf = (size_t)(te - star - 1);
+			if (origin.n > pre + suf && strncasecmp(origin.p, p, pre) == 0 &&
+			    strncasecmp(origin.p + origin.n - suf, star + 1, suf) == 0) {
+				bool ok = true;
+				for (size_t k = pre; k < origin.n - suf; k++)
+					ok &= origin.p[k] != '/' && origin.p[k] != ':';
+				if (ok)
+					return true;
+			}
+		}
+		p = e;
+	}
+	return false;
+}
+
 int dispatch_upgrade(struct conn *c, const struct http_request *req, const char **subprotocol,
 		     const char **reason)
 {
@@ -89,6 +134,25 @@ int dispatch_upgrade(struct conn *c, const struct http_request *req, const char 
 	if (keep_headers(c, req) < 0) {
 		*reason = "Out of memory";
 		return 503;
+	}
+
+	/* Origin allow-list (browsers send Origin; other clients may not). */
+	for (size_t i = 0; i < c->nroutes; i++) {
+		const struct conf_route *r = c->routes[i]->conf;
+		const struct http_header *o = http_find_header(req, "Origin");
+		if (!o ? !r->allow_missing_origin : (r->origins && !origin_allowed(r->origins, o->value))) {
+			static __thread char why[200];
+			snprintf(why, sizeof why, "Origin %.*s not allowed on route %s",
+				 o ? (int)(o->value.n > 100 ? 100 : o->value.n) : 6, o ? o->value.p : "(none)", r->name);
+			*reason = why;
+			c->reject_as = REJ_ORIGIN + 1;
+			return 403;
+		}
+	}
+	if (!limits_handshake(c->w->srv->conf, (const struct sockaddr *)&c->peer_addr, c->w->now_ms)) {
+		*reason = "Too many handshakes from this address (handshake_rate_per_ip)";
+		c->reject_as = REJ_LIMIT + 1;
+		return 429;
 	}
 
 	struct upgrade_ctx u = { .req = req };
@@ -111,6 +175,7 @@ int dispatch_upgrade(struct conn *c, const struct http_request *req, const char 
 			snprintf(why, sizeof why, "Refused by route %s: %s", c->routes[i]->conf->name,
 				 v.reason ? v.reason : "verification failed");
 			*reason = why;
+			c->reject_as = REJ_PLUGIN + 1;
 			return v.status >= 400 && v.status <= 599 ? (int)v.status : 403;
 		}
 	}
@@ -129,9 +194,30 @@ static void leave(struct conn *c)
 	c->in_callback = false;
 }
 
+/* Calls the plugin's message callback, timing 1 call in 16 for the
+ * callback-latency histogram (the clock costs more than the counter). */
+static int timed_message(struct conn *c, struct mbgw_instance *in, const struct mbgw_message *m)
+{
+	if (!c->rslot || (c->w->cb_sample++ & 15))
+		return in->desc->message(in->state, c->id, m);
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	int rc = in->desc->message(in->state, c->id, m);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	metrics_observe_callback(c->rslot, (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000ULL +
+						   (uint64_t)b.tv_nsec - (uint64_t)a.tv_nsec);
+	return rc;
+}
+
 void dispatch_open(struct conn *c)
 {
 	c->opened = true;
+	struct route_metrics *rm = metrics_route(c->routes[0]->conf->name);
+	if (rm) {
+		c->rslot = &rm->slots[c->w->index];
+		METRIC_INC(c->rslot->conns_total);
+		METRIC_INC(c->rslot->conns_open);
+	}
 	for (size_t i = 0; i < c->nroutes; i++) {
 		struct mbgw_instance *in = c->routes[i]->inst;
 		if (!in->desc->open)
@@ -167,9 +253,49 @@ static void maybe_move(struct conn *c, size_t i)
 	route_table_rebind(c->routes, c->nroutes, &c->rt);
 }
 
-void dispatch_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_t len)
+/* message_rate: a token bucket per connection. Over it, the client gets
+ * an error reply; once it is at twice the burst, it is closed with 1008
+ * (docs/security.md). */
+static bool rate_ok(struct conn *c)
+{
+	const struct conf *k = c->w->srv->conf;
+	if (!k->message_rate)
+		return true;
+	uint64_t now = c->w->now_ms;
+	double burst = (double)k->message_burst;
+	if (!c->msg_tokens_ms)
+		c->msg_tokens = burst;
+	else
+		c->msg_tokens += (double)(now - c->msg_tokens_ms) * (double)k->message_rate / 1000.0;
+	if (c->msg_tokens > burst)
+		c->msg_tokens = burst;
+	c->msg_tokens_ms = now;
+	c->msg_tokens -= 1.0;
+	if (c->msg_tokens >= 0)
+		return true;
+	if (c->msg_tokens < -burst) {
+		log_msg(LOG_INFO, c->id, "closing %s with 1008: message rate over %llu/s", c->peer,
+			(unsigned long long)k->message_rate);
+		conn_close(c, WS_CLOSE_POLICY, "Message rate exceeded");
+	} else {
+		send_error(c, NULL, 0, "rate_limited", "Too many messages: slow down");
+	}
+	return false;
+}
+
+void dispatch_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_t len, bool fragmented)
 {
 	if (c->nroutes == 0)
+		return;
+	if (c->rslot) {
+		int t = opcode == WS_OP_BINARY;
+		METRIC_INC(c->rslot->msgs_in[t]);
+		METRIC_ADD(c->rslot->bytes_in[t], len);
+		metrics_observe_size(c->rslot, len);
+		if (fragmented)
+			METRIC_INC(c->rslot->fragmented_in);
+	}
+	if (!rate_ok(c))
 		return;
 	maybe_move(c, 0);
 	struct mbgw_message m = { .size = sizeof m, .opcode = opcode };
@@ -181,7 +307,7 @@ void dispatch_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_
 		m.data = data;
 		m.data_len = len;
 		enter(c, 0);
-		int rc = in->desc->message(in->state, c->id, &m);
+		int rc = timed_message(c, in, &m);
 		leave(c);
 		if (rc != MBGW_OK)
 			send_error(c, NULL, 0, MSG_ERR_PLUGIN_ERROR, "The handler could not process the message");
@@ -223,7 +349,7 @@ void dispatch_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_
 	m.data_len = d.payload_len;
 	m.json = d.json;
 	enter(c, (unsigned)ri);
-	int rc = in->desc->message(in->state, c->id, &m);
+	int rc = timed_message(c, in, &m);
 	leave(c);
 	if (rc != MBGW_OK)
 		send_error(c, d.id, d.id_len, MSG_ERR_PLUGIN_ERROR, "The handler refused the message");
@@ -235,6 +361,9 @@ void dispatch_close(struct conn *c)
 	if (c->opened) {
 		c->opened = false;
 		uint32_t code = c->close_code ? c->close_code : WS_CLOSE_ABNORMAL;
+		METRIC_INC(c->w->m->close_codes[metrics_close_slot(code)]);
+		if (c->rslot)
+			METRIC_ADD(c->rslot->conns_open, (uint64_t)-1);
 		for (size_t i = 0; i < c->nroutes; i++) {
 			struct mbgw_instance *in = c->routes[i]->inst;
 			if (!in->desc->close)

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "net/net_listen.h"
+#include "server/limits.h"
+#include "server/metrics.h"
 #include "plugin/plugin_host.h"
 #include "route/route_table.h"
 #include "tls/tls.h"
@@ -139,6 +141,7 @@ int server_reload(const struct server_paths *paths)
 		}
 		log_error("reload failed: the running configuration stays in force");
 		buf_free(&errs);
+		metrics_reload(false);
 		return -1;
 	}
 	buf_free(&errs);
@@ -148,6 +151,7 @@ int server_reload(const struct server_paths *paths)
 	}
 	struct route_table *old = route_table_swap(t, server_now_ms());
 	log_info("reload done: %zu routes (generation %llu)", t->nroutes, (unsigned long long)t->generation);
+	metrics_reload(true);
 	route_table_unref(old);
 	return 0;
 }
@@ -212,7 +216,7 @@ int server_run(const struct conf *conf, const struct server_paths *paths)
 	srv->conf = conf;
 	srv->nworkers = conf->workers ? (unsigned)conf->workers : ncpus();
 	srv->workers = calloc(srv->nworkers, sizeof *srv->workers);
-	if (!srv->workers) {
+	if (!srv->workers || metrics_init(srv->nworkers) < 0) {
 		log_error("out of memory at start-up");
 		free(srv);
 		return 1;
@@ -306,5 +310,7 @@ out_teardown:
 		worker_teardown(&srv->workers[i]);
 	free(srv->workers);
 	free(srv);
+	metrics_cleanup();
+	limits_cleanup();
 	return status;
 }

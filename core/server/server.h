@@ -21,6 +21,7 @@
 #include "conf/conf.h"
 #include "http/http_parser.h"
 #include "route/route_table.h"
+#include "server/metrics.h"
 #include "server/outq.h"
 #include "util/util_buf.h"
 #include "ws/ws_deflate.h"
@@ -98,6 +99,12 @@ struct conn {
 	struct ws_reader rd;
 	struct outq out;
 
+	uint8_t listener;               /* index into conf->listen */
+	uint8_t reject_as;              /* metric_reject + 1 for the next rejection, 0: by status */
+	struct sockaddr_in6 peer_addr;  /* (or sockaddr_in) for per-IP limits */
+	struct route_slot *rslot;       /* this worker's counters of the first route */
+	uint64_t msg_tokens_ms;         /* message rate limit: bucket time */
+	double msg_tokens;
 	SSL *ssl;                       /* TLS session, NULL for plain TCP */
 	struct ws_deflate *pmd;         /* permessage-deflate, NULL if not agreed */
 	bool tls_want_write;            /* OpenSSL needs the socket writable */
@@ -148,6 +155,10 @@ struct worker {
 	/* requests from other threads */
 	pthread_mutex_t q_lock;
 	struct wcmd *q_head, *q_tail;
+	bool q_closed;                  /* the loop has ended */
+	struct worker_metrics *m;       /* this worker's counters */
+	uint32_t cb_sample;             /* 1 in 16 plugin callbacks is timed */
+	uint64_t next_limits_sweep_ms;
 	/* scratch for inflating and deflating one message at a time */
 	struct buf zin, zout;
 	/* groups with members on this worker */
@@ -178,7 +189,13 @@ struct server {
 
 /* Takes ownership of an accepted socket (tls: start a TLS handshake).
  * Returns NULL (socket closed) if memory runs out. */
-struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, bool tls);
+struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, unsigned listener);
+/* Queues a whole HTTP answer (then the connection closes). */
+void conn_http_answer(struct conn *c, int status, const char *content_type, const char *extra,
+		      const void *body, size_t len, bool head_only);
+/* Refuses an upgrade: counts, logs the reason with the request line, answers. */
+void conn_http_reject(struct conn *c, int status, const char *reason, const struct http_request *req,
+		      const char *extra);
 /* Called when the socket is readable. */
 void conn_on_readable(struct conn *c);
 /* Called when the socket is writable (EPOLLOUT). */
@@ -235,7 +252,13 @@ int dispatch_upgrade(struct conn *c, const struct http_request *req, const char 
 /* Runs open callbacks (after the 101 answer is queued). */
 void dispatch_open(struct conn *c);
 /* Handles one complete data message. */
-void dispatch_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_t len);
+void dispatch_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_t len, bool fragmented);
+
+/* --- endpoints.c: /healthz, /readyz, /metrics, CORS --- */
+
+/* Answers requests for the HTTP endpoints; returns false for anything
+ * else (a WebSocket path or an unknown one). */
+bool endpoint_handle(struct conn *c, const struct http_request *req);
 /* Runs close callbacks (once), leaves groups, drops the route table. */
 void dispatch_close(struct conn *c);
 

@@ -22,7 +22,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "net/net_listen.h"
 #include "plugin/plugin_host.h"
+#include "server/limits.h"
 #include "util/util_log.h"
 
 /* Timer checks walk the worker's connections this often. A sweep costs a
@@ -108,6 +110,14 @@ void worker_post(struct worker *w, struct wcmd *cmd)
 {
 	cmd->next = NULL;
 	pthread_mutex_lock(&w->q_lock);
+	if (w->q_closed) {
+		/* The loop has ended (shutdown): nobody is left to deliver to. */
+		pthread_mutex_unlock(&w->q_lock);
+		if (cmd->msg)
+			smsg_unref(cmd->msg);
+		free(cmd);
+		return;
+	}
 	bool was_empty = !w->q_head;
 	if (w->q_tail)
 		w->q_tail->next = cmd;
@@ -235,7 +245,7 @@ static void registry_remove(struct worker *w, struct conn *c)
 	atomic_fetch_sub_explicit(&w->srv->stats.connections_open, 1, memory_order_relaxed);
 }
 
-static void on_accept(struct worker *w, int lfd, bool tls)
+static void on_accept(struct worker *w, int lfd, unsigned listener)
 {
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
@@ -264,7 +274,24 @@ static void on_accept(struct worker *w, int lfd, bool tls)
 			close(fd);
 			continue;
 		}
-		struct conn *c = conn_new(w, fd, (struct sockaddr *)&ss, tls);
+		const char *why = limits_connect(w->srv->conf, (struct sockaddr *)&ss);
+		if (why) {
+			/* Refused before reading anything: a short 503 (best
+			 * effort, the socket buffer is empty) and close. */
+			static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
+						   "Content-Length: 0\r\n\r\n";
+			char addr[64];
+			net_addr_format((struct sockaddr *)&ss, addr, sizeof addr);
+			log_msg(LOG_INFO, 0, "connection from %s refused: %s", addr, why);
+			METRIC_INC(w->m->rejected[REJ_LIMIT]);
+			if (!w->srv->conf->listen[listener].tls) {
+				ssize_t r = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+				(void)r;
+			}
+			close(fd);
+			continue;
+		}
+		struct conn *c = conn_new(w, fd, (struct sockaddr *)&ss, listener);
 		if (!c) {
 			log_msg(LOG_ERROR, 0, "out of memory accepting a connection");
 			continue;
@@ -283,6 +310,7 @@ static void on_accept(struct worker *w, int lfd, bool tls)
 		}
 		registry_add(w, c);
 		atomic_fetch_add_explicit(&w->srv->stats.connections_accepted, 1, memory_order_relaxed);
+		METRIC_INC(w->m->accepted);
 	}
 }
 
@@ -354,6 +382,7 @@ void *worker_main(void *arg)
 	struct worker *w = arg;
 	struct epoll_event evs[MAX_EVENTS];
 	tls_worker = w;
+	w->m = metrics_worker(w->index);
 	w->now_ms = server_now_ms();
 	int64_t next_timer = -1;
 	w->next_sweep_ms = w->now_ms + SWEEP_MS;
@@ -381,8 +410,7 @@ void *worker_main(void *arg)
 				continue;
 			}
 			if (tag >= TAG_LISTEN_BASE && tag < TAG_MAX) {
-				on_accept(w, w->listen_fds[tag - TAG_LISTEN_BASE],
-					  w->srv->conf->listen[tag - TAG_LISTEN_BASE].tls);
+				on_accept(w, w->listen_fds[tag - TAG_LISTEN_BASE], (unsigned)(tag - TAG_LISTEN_BASE));
 				continue;
 			}
 			struct conn *c = evs[i].data.ptr;
@@ -406,6 +434,10 @@ void *worker_main(void *arg)
 		if (w->index == 0) {
 			next_timer = plugin_host_run_timers(w->now_ms);
 			run_queue(w);
+			if (w->now_ms >= w->next_limits_sweep_ms) {
+				limits_sweep(w->srv->conf, w->now_ms);
+				w->next_limits_sweep_ms = w->now_ms + 5000;
+			}
 		}
 		if (w->now_ms >= w->next_sweep_ms) {
 			for (struct conn *c = w->conns; c; c = c->next) {
@@ -438,10 +470,17 @@ void *worker_main(void *arg)
 		c = next;
 	}
 	w->conns = NULL;
-	run_queue(w); /* frees what is left */
+	/* From now on posts to this worker are dropped; what is queued is
+	 * delivered to nobody and freed. */
+	pthread_mutex_lock(&w->q_lock);
+	w->q_closed = true;
+	pthread_mutex_unlock(&w->q_lock);
+	run_queue(w);
 	group_map_free(w);
 	free(w->idmap);
 	w->idmap = NULL;
+	buf_free(&w->zin);
+	buf_free(&w->zout);
 	w->idmap_cap = 0;
 	tls_worker = NULL;
 	outq_thread_cleanup();

@@ -86,8 +86,10 @@ static ssize_t begin_data_frame(struct ws_reader *r, const struct ws_frame_hdr *
 			return fail(err, WS_CLOSE_PROTOCOL, "New data frame while a fragmented message is in progress");
 		r->msg_opcode = h->opcode;
 		r->msg_compressed = h->rsv & WS_RSV1;
+		r->msg_frames = 0;
 		ws_utf8_init(&r->utf8);
 	}
+	r->msg_frames++;
 	uint64_t total = (uint64_t)r->msg.len + h->len;
 	/* A compressed message is judged by its inflated size (the caller
 	 * inflates under max_payload); on the wire it may be slightly larger
@@ -163,6 +165,7 @@ ssize_t ws_reader_feed(struct ws_reader *r, uint8_t *p, size_t n,
 					bool comp = r->msg_compressed;
 					r->msg_opcode = 0;
 					r->msg_compressed = false;
+					r->last_fragmented = r->msg_frames > 1;
 					rc = ops->on_message(ud, op, comp, pl, len);
 				} else {
 					if (!text_piece_ok(r, pl, len))
@@ -176,6 +179,7 @@ ssize_t ws_reader_feed(struct ws_reader *r, uint8_t *p, size_t n,
 							return fail(err, WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
 						uint8_t op = r->msg_opcode;
 						bool comp = r->msg_compressed;
+						r->last_fragmented = r->msg_frames > 1;
 						rc = ops->on_message(ud, op, comp, msg_data(r), r->msg.len);
 						message_done(r);
 					}
@@ -238,6 +242,7 @@ ssize_t ws_reader_feed(struct ws_reader *r, uint8_t *p, size_t n,
 		} else if (h->fin) {
 			if (!text_end_ok(r))
 				return fail(err, WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
+			r->last_fragmented = r->msg_frames > 1;
 			rc = ops->on_message(ud, r->msg_opcode, r->msg_compressed, msg_data(r), r->msg.len);
 			message_done(r);
 		}

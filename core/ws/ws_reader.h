@@ -51,6 +51,8 @@ struct ws_reader {
 	/* message in progress (msg_opcode 0: none) */
 	uint8_t msg_opcode;
 	bool msg_compressed;
+	uint32_t msg_frames;        /* frames of the message so far */
+	bool last_fragmented;       /* the message being delivered came in > 1 frame */
 	struct ws_utf8 utf8;
 	struct buf msg;
 	/* control frame being collected piece by piece */

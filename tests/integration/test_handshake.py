@@ -264,7 +264,7 @@ def test_post_healthz_is_405():
         r = http_get(s.port, "/healthz", method="POST", headers={"Content-Length": "0"})
         assert r.status == 405, r
         allow = r.header("Allow")
-        assert allow == "GET, HEAD", r.headers
+        assert allow == "GET, HEAD, OPTIONS", r.headers
 
 
 def test_unknown_path_404():

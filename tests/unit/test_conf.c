@@ -362,7 +362,7 @@ Test(conf, listen_errors)
 	listen_bad("[*]:80", "IPv6");
 	listen_bad("0123456789012345678901234567890123456789012345678901234567890123456789:80",
 		   "address too long");
-	listen_bad("8443 ssl", "unknown flag after the address (expected nothing or 'tls')");
+	listen_bad("8443 ssl", "unknown flag after the address (expected tls, metrics or proxy_protocol)");
 	listen_bad("8443 tls tls", "unknown flag");
 }
 
