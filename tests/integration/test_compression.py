@@ -21,13 +21,13 @@ max_payload boundary, corrupt and truncated data (→ 1007), invalid UTF-8
 in a compressed text (→ 1007); fragmentation of compressed replies."""
 import os
 import random
-import socket
+import signal
 import threading
 import time
 import zlib
 
-from mbgw_harness import (Server, Client, OP_TEXT, OP_BINARY, OP_CONT, OP_CLOSE, OP_PING,
-                          OP_PONG, close_payload, run_tests)
+from mbgw_harness import (DEFAULT_ROUTES, Server, Client, OP_TEXT, OP_BINARY, OP_CONT, OP_CLOSE,
+                          OP_PING, OP_PONG, close_payload, frame, run_tests)
 
 PMD = "permessage-deflate"
 TAIL = b"\x00\x00\xff\xff"
@@ -806,7 +806,7 @@ def test_decompression_bomb():
         w = threading.Thread(target=watch, daemon=True)
         w.start()
         try:
-            data = [__import__("mbgw_harness").frame(OP_BINARY, BOMB, rsv=4) for _ in clients]
+            data = [frame(OP_BINARY, BOMB, rsv=4) for _ in clients]
             for c, d in zip(clients, data):
                 c.send(d)
             for c in clients:
@@ -954,6 +954,139 @@ def test_many_messages_both_directions():
         close_ok(c)
 
 
+def test_route_enables_compression_and_reload():
+    """A route may switch compression on under a server that has it off;
+    a reload that changes a route's compression keys applies to new
+    connections only: open ones keep what they negotiated (their windows
+    and contexts) and keep working."""
+    on = DEFAULT_ROUTES.replace("[route echo]", "[route on]").replace("/ws", "/on") + \
+        "compression = yes\n"
+    with Server(routes=DEFAULT_ROUTES + on, server_extra="compression = no\n") as s:
+        c = connect(s.port, PMD, "/on")
+        assert ext_of(c) == PMD, ext_of(c)
+        echo_check(c, OP_TEXT, letters(3000, 1), comp=Deflater(), expect_compressed=True)
+        close_ok(c)
+        c = connect(s.port, PMD, "/ws")
+        assert ext_of(c) is None, ext_of(c)
+        c.close()
+    with Server() as s:
+        a = connect(s.port)
+        comp_a, infl_a = Deflater(), Inflater()
+        data = letters(4000, "reload")
+        echo_check(a, OP_TEXT, data, comp=comp_a, infl=infl_a)
+
+        def reload(extra):
+            with open(os.path.join(s.confdir, "10-routes.conf"), "a") as f:
+                f.write(extra)
+            n = s.count_log("reload done")
+            s.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while s.count_log("reload done") == n:
+                assert time.monotonic() < deadline, "no reload:\n" + s.logtext()[-2000:]
+                time.sleep(0.02)
+        reload("compression_window_bits = 10\ncompression_no_context_takeover = yes\n")
+        b = connect(s.port)
+        assert ext_of(b) == PMD + "; server_no_context_takeover; server_max_window_bits=10", ext_of(b)
+        p = echo_check(a, OP_TEXT, data, comp=comp_a, infl=infl_a)
+        assert len(p) < 100, "connection A lost its context on reload (%d bytes)" % len(p)
+        reload("compression = no\n")
+        c = connect(s.port)
+        assert ext_of(c) is None, ext_of(c)
+        echo_check(a, OP_TEXT, data, comp=comp_a, infl=infl_a)
+        for _ in range(2):
+            p = echo_check(b, OP_BINARY, far_repeats(3000, 2), comp=Deflater(takeover=False),
+                           infl=Inflater(wbits=10, takeover=False))
+            assert strict_inflate(p, 10)[0] == far_repeats(3000, 2)
+        send_compressed(c, OP_TEXT, "x", Deflater())
+        c.fail_expected(1002)
+        for x in (a, b):
+            close_ok(x)
+
+
+def test_frames_pipelined_with_the_upgrade():
+    """Compressed frames sent in the same segment as the upgrade request
+    (before the 101 is read) are inflated with the agreed parameters."""
+    with Server() as s:
+        c = Client(s.port, handshake=False)
+        comp = Deflater()
+        data = letters(3000, "pipe")
+        extra = b"".join(frame(OP_TEXT, comp.compress(data), rsv=4)
+                         for _ in range(3))
+        assert c.handshake(headers={"Sec-WebSocket-Extensions": PMD}, extra=extra) == 101
+        assert ext_of(c) == PMD
+        infl = Inflater()
+        for _ in range(3):
+            op, compressed, payload, _ = recv_msg(c)
+            assert op == OP_TEXT and compressed and infl.inflate(payload) == data
+        close_ok(c)
+
+
+def test_final_blocks_continue_the_window():
+    """Blocks after a BFINAL block (RFC 7692 §7.2.3.4) in the same message
+    continue the stream, and the next message may refer to both (context
+    takeover across BFINAL)."""
+    a, b = letters(2000, "fa"), letters(2000, "fb")
+    z1 = zlib.compressobj(6, zlib.DEFLATED, -15)
+    p1 = z1.compress(a) + z1.flush(zlib.Z_FINISH)
+    z2 = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=a)
+    p2 = z2.compress(b) + z2.flush(zlib.Z_FINISH)
+    z3 = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=a + b)
+    p3 = z3.compress(a + b) + z3.flush(zlib.Z_SYNC_FLUSH)
+    assert len(p2) < 1000 or len(p3) < 100, (len(p2), len(p3))
+    with Server() as s:
+        c = connect(s.port)
+        infl = Inflater()
+        c.send_frame(OP_BINARY, p1 + p2, rsv=4)
+        op, compressed, payload, _ = recv_msg(c)
+        assert (infl.inflate(payload) if compressed else payload) == a + b
+        c.send_frame(OP_BINARY, p3[:-4], rsv=4)
+        op, compressed, payload, _ = recv_msg(c)
+        assert (infl.inflate(payload) if compressed else payload) == a + b
+        close_ok(c)
+
+
+def test_memory_per_connection():
+    """zlib streams are created on first use and, without context takeover
+    in both directions, released after every message: 100 connections
+    that have each sent and received a compressed message hold about
+    nothing; with context takeover each holds its streams (measured by
+    the server's RSS; under ASan only the behaviour is exercised)."""
+    N = 100
+    nct = "compression_no_context_takeover = yes\ncompression_client_no_context_takeover = yes\n"
+    per_conn = {}
+    for name, extra in (("takeover", ""), ("no_takeover", nct)):
+        with Server(server_extra=extra, log_level="info") as s:
+            w = connect(s.port)
+            echo_check(w, OP_TEXT, letters(4000, 0), comp=Deflater(takeover=False))
+            close_ok(w)
+            time.sleep(0.1)
+            r0 = s.rss_kib()
+            cs = [connect(s.port) for _ in range(N)]
+            try:
+                time.sleep(0.1)
+                r1 = s.rss_kib()
+                for i, c in enumerate(cs):
+                    echo_check(c, OP_TEXT, letters(4000, i), comp=Deflater(takeover=False),
+                               expect_compressed=True)
+                time.sleep(0.1)
+                r2 = s.rss_kib()
+                per_conn[name] = ((r1 - r0) / N, (r2 - r1) / N)
+                for c in cs:
+                    close_ok(c)
+            finally:
+                for c in cs:
+                    c.close()
+            sanitized = s.sanitized()
+    print("    KiB per connection (open, after one message): %r" % per_conn)
+    if sanitized:
+        return
+    for name, (opened, used) in per_conn.items():
+        assert opened < 16, "%s: %.1f KiB per connection before any message (not lazy?)" % (name, opened)
+    assert per_conn["takeover"][1] > 40, per_conn
+    assert per_conn["no_takeover"][1] < 16, \
+        "streams kept without context takeover: %.1f KiB per connection" % per_conn["no_takeover"][1]
+
+
 if __name__ == "__main__":
     run_tests([
         test_negotiation_default_config,
@@ -978,4 +1111,8 @@ if __name__ == "__main__":
         test_invalid_utf8_in_compressed_text_is_1007,
         test_fragmented_compressed_replies,
         test_many_messages_both_directions,
+        test_route_enables_compression_and_reload,
+        test_frames_pipelined_with_the_upgrade,
+        test_final_blocks_continue_the_window,
+        test_memory_per_connection,
     ])

@@ -19,7 +19,7 @@ import subprocess
 import websockets
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
-from mbgw_harness import Server, WireTap, OP_TEXT, OP_BINARY, OP_CONT, Skip, run_tests
+from mbgw_harness import Server, WireTap, OP_CONT, Skip, run_tests
 from tls_certs import Certs, TLSServer, tls_section, client_context, NODE_MODULES
 
 PMD = "permessage-deflate"
