@@ -89,7 +89,7 @@ static int install_routes(const char *dir, const char *plugin_dir)
 }
 
 /* Builds and installs the TLS contexts when a listener needs them. */
-static int install_tls(const struct conf *c)
+static int install_tls(const struct conf *c, const char *dir)
 {
 	bool want = false;
 	for (size_t i = 0; i < c->nlisten; i++)
@@ -97,7 +97,7 @@ static int install_tls(const struct conf *c)
 	if (!want)
 		return 0;
 	struct buf errs = { 0 };
-	struct tls_ctx *t = tls_ctx_build(c, &errs);
+	struct tls_ctx *t = tls_ctx_build(c, dir, &errs);
 	if (!t) {
 		print_errors(&errs);
 		fprintf(stderr, "mbgw: cannot set up TLS\n");
@@ -212,7 +212,7 @@ int main(int argc, char **argv)
 	if (cmd == CHECK) {
 		/* Plugins log their own lines; keep check's output to the verdict. */
 		log_set_level(LOG_WARN);
-		int rc = install_tls(conf) == 0 ? install_routes(dir, MBGW_DEFAULT_PLUGIN_DIR) : -1;
+		int rc = install_tls(conf, dir) == 0 ? install_routes(dir, MBGW_DEFAULT_PLUGIN_DIR) : -1;
 		if (rc == 0)
 			printf("%s: configuration OK (%zu route%s, %zu listener%s, plugins from %s)\n", dir,
 			       conf->nroutes, conf->nroutes == 1 ? "" : "s", conf->nlisten,
@@ -224,7 +224,7 @@ int main(int argc, char **argv)
 	}
 	log_set_level(conf->log_level);
 	int rc = 1;
-	if (install_tls(conf) == 0 && install_routes(dir, MBGW_DEFAULT_PLUGIN_DIR) == 0) {
+	if (install_tls(conf, dir) == 0 && install_routes(dir, MBGW_DEFAULT_PLUGIN_DIR) == 0) {
 		struct server_paths paths = { dir, MBGW_DEFAULT_PLUGIN_DIR };
 		rc = server_run(conf, &paths);
 	}

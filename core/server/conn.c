@@ -594,7 +594,13 @@ static void tls_step(struct conn *c)
 	int r = transport_handshake(c);
 	if (r < 0) {
 		METRIC_INC(c->w->m->tls_failures);
-		conn_terminate(c, "TLS handshake failed");
+		/* Lingering close: OpenSSL has written its alert; closing now
+		 * with the client's last records unread would send a reset that
+		 * can overtake the alert (TLS 1.3 clients send data right after
+		 * their Finished). Shut down our side and drain. */
+		shutdown(c->fd, SHUT_WR);
+		set_state(c, CONN_DRAIN);
+		worker_update_events(c->w, c);
 		return;
 	}
 	if (r == 0)

@@ -113,7 +113,7 @@ int server_reload(const struct server_paths *paths)
 	if (nerr == 0 && want_tls) {
 		/* Certificates first: a bad one keeps the old ones (and the old
 		 * routes) in force. */
-		tls = tls_ctx_build(conf, &errs);
+		tls = tls_ctx_build(conf, paths->conf_dir, &errs);
 		if (!tls)
 			nerr++;
 	}

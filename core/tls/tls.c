@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include <openssl/err.h>
+#include <openssl/proverr.h>
 #include <openssl/x509v3.h>
 
 #include "util/util_log.h"
@@ -54,6 +55,45 @@ const char *tls_error_text(void)
 	return buf;
 }
 
+/* Takes the OpenSSL error queue (oldest first). The last error is often
+ * a generic wrapper ("PEM lib"); the cause sits earlier in the queue. */
+static size_t take_errors(unsigned long *out, size_t cap)
+{
+	size_t n = 0;
+	unsigned long e;
+	while ((e = ERR_get_error()))
+		if (n < cap)
+			out[n++] = e;
+	return n;
+}
+
+/* Reason codes are per library, so errors are matched on both. */
+struct lib_reason {
+	int lib;
+	int reason;
+};
+
+static bool has_reason(const unsigned long *errs, size_t n, const struct lib_reason *want, size_t nw)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < nw; k++)
+			if (ERR_GET_LIB(errs[i]) == want[k].lib && ERR_GET_REASON(errs[i]) == want[k].reason)
+				return true;
+	return false;
+}
+
+/* The first (most specific) OpenSSL error of the queue, as text. */
+static const char *first_error_text(void)
+{
+	static __thread char buf[256];
+	unsigned long e = ERR_get_error();
+	ERR_clear_error();
+	if (!e)
+		return "unknown TLS error";
+	ERR_error_string_n(e, buf, sizeof buf);
+	return buf;
+}
+
 static void add_err(struct buf *errs, const char *where, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void add_err(struct buf *errs, const char *where, const char *fmt, ...)
@@ -78,6 +118,10 @@ static bool readable_file(const char *path, const char *where, const char *what,
 		add_err(errs, where, "%s %s: %s", what, path, strerror(errno));
 		return false;
 	}
+	if (S_ISDIR(st.st_mode)) {
+		add_err(errs, where, "%s %s cannot be read: Is a directory", what, path);
+		return false;
+	}
 	FILE *f = fopen(path, "r");
 	if (!f) {
 		add_err(errs, where, "%s %s cannot be read: %s", what, path, strerror(errno));
@@ -86,6 +130,8 @@ static bool readable_file(const char *path, const char *where, const char *what,
 	fclose(f);
 	return true;
 }
+
+static SSL_CTX *load_ctx_resolved(const struct conf_tls *def, const struct conf_tls *ct, struct buf *errs);
 
 static void time_text(const ASN1_TIME *t, char *out, size_t cap)
 {
@@ -176,8 +222,19 @@ static char *read_passphrase_file(const char *path, const char *where, struct bu
 	return strdup(line);
 }
 
-/* Loads one certificate + key into a new context with the policy of def. */
-static SSL_CTX *load_ctx(const struct conf_tls *def, const struct conf_tls *ct, struct buf *errs)
+/* Relative file names are relative to the configuration directory (as
+ * plugin paths are), not to wherever mbgw was started from. */
+static const char *resolve(const char *conf_dir, const char *path, char *out, size_t cap)
+{
+	if (!path || path[0] == '/' || !conf_dir)
+		return path;
+	snprintf(out, cap, "%s/%s", conf_dir, path);
+	return out;
+}
+
+/* Loads one certificate + key (paths already resolved) into a new context
+ * with the policy of def. */
+static SSL_CTX *load_ctx_resolved(const struct conf_tls *def, const struct conf_tls *ct, struct buf *errs)
 {
 	const char *where = ct->where;
 	if (!readable_file(ct->certificate, where, "certificate", errs) ||
@@ -211,7 +268,7 @@ static SSL_CTX *load_ctx(const struct conf_tls *def, const struct conf_tls *ct, 
 	ERR_clear_error();
 	if (SSL_CTX_use_certificate_chain_file(ctx, ct->certificate) != 1) {
 		add_err(errs, where, "certificate %s is not a PEM certificate chain: %s", ct->certificate,
-			tls_error_text());
+			first_error_text());
 		goto out_free;
 	}
 	char *pass = ct->key_passphrase ? strdup(ct->key_passphrase)
@@ -229,13 +286,29 @@ static SSL_CTX *load_ctx(const struct conf_tls *def, const struct conf_tls *ct, 
 		free(pass);
 	}
 	if (ok != 1) {
-		unsigned long e = ERR_peek_last_error();
-		const char *why = ERR_GET_REASON(e) == EVP_R_BAD_DECRYPT || ERR_GET_REASON(e) == PEM_R_BAD_DECRYPT
-					  ? (ct->key_passphrase || ct->key_passphrase_file
-						     ? "wrong passphrase"
-						     : "the key is encrypted: set key_passphrase or key_passphrase_file")
-					  : tls_error_text();
-		add_err(errs, where, "key %s cannot be loaded: %s", ct->key, why);
+		static const struct lib_reason decrypt[] = {
+			{ ERR_LIB_PROV, PROV_R_BAD_DECRYPT }, { ERR_LIB_EVP, EVP_R_BAD_DECRYPT },
+			{ ERR_LIB_PEM, PEM_R_BAD_DECRYPT }, { ERR_LIB_PEM, PEM_R_BAD_PASSWORD_READ },
+			{ ERR_LIB_PEM, PEM_R_PROBLEMS_GETTING_PASSWORD },
+		};
+		static const struct lib_reason mismatch[] = {
+			{ ERR_LIB_X509, X509_R_KEY_VALUES_MISMATCH }, { ERR_LIB_X509, X509_R_KEY_TYPE_MISMATCH },
+		};
+		unsigned long q[32];
+		size_t nq = take_errors(q, 32);
+		if (has_reason(q, nq, mismatch, 2)) {
+			add_err(errs, where, "key %s does not match certificate %s", ct->key, ct->certificate);
+		} else if (has_reason(q, nq, decrypt, 5)) {
+			add_err(errs, where, "key %s cannot be loaded: %s", ct->key,
+				ct->key_passphrase || ct->key_passphrase_file
+					? "wrong passphrase"
+					: "the key is encrypted: set key_passphrase or key_passphrase_file");
+		} else {
+			char text[256] = "unknown TLS error";
+			if (nq)
+				ERR_error_string_n(q[0], text, sizeof text);
+			add_err(errs, where, "key %s cannot be loaded: %s", ct->key, text);
+		}
 		goto out_free;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -267,7 +340,7 @@ static SSL_CTX *load_ctx(const struct conf_tls *def, const struct conf_tls *ct, 
 		ERR_clear_error();
 		if (SSL_CTX_load_verify_locations(ctx, dir ? NULL : def->client_ca, dir ? def->client_ca : NULL) != 1) {
 			add_err(errs, def->where, "client_ca %s holds no usable CA certificate: %s", def->client_ca,
-				tls_error_text());
+				first_error_text());
 			goto out_free;
 		}
 		if (!dir) {
@@ -290,6 +363,19 @@ out_free:
 	return NULL;
 }
 
+/* Loads one certificate + key into a new context with the policy of def. */
+static SSL_CTX *load_ctx(const struct conf_tls *def_in, const struct conf_tls *ct_in, const char *conf_dir,
+			 struct buf *errs)
+{
+	char p_cert[4096], p_key[4096], p_pass[4096], p_ca[4096];
+	struct conf_tls ct = *ct_in, def = *def_in;
+	ct.certificate = (char *)resolve(conf_dir, ct.certificate, p_cert, sizeof p_cert);
+	ct.key = (char *)resolve(conf_dir, ct.key, p_key, sizeof p_key);
+	ct.key_passphrase_file = (char *)resolve(conf_dir, ct.key_passphrase_file, p_pass, sizeof p_pass);
+	def.client_ca = (char *)resolve(conf_dir, def.client_ca, p_ca, sizeof p_ca);
+	return load_ctx_resolved(&def, &ct, errs);
+}
+
 void tls_ctx_free(struct tls_ctx *t)
 {
 	if (!t)
@@ -305,7 +391,7 @@ void tls_ctx_free(struct tls_ctx *t)
 	free(t);
 }
 
-struct tls_ctx *tls_ctx_build(const struct conf *c, struct buf *errs)
+struct tls_ctx *tls_ctx_build(const struct conf *c, const char *conf_dir, struct buf *errs)
 {
 	const struct conf_tls *def = NULL;
 	for (size_t i = 0; i < c->ntls; i++)
@@ -318,13 +404,13 @@ struct tls_ctx *tls_ctx_build(const struct conf *c, struct buf *errs)
 		return NULL;
 	atomic_init(&t->refs, 1);
 	size_t before = errs->len;
-	t->def = load_ctx(def, def, errs);
+	t->def = load_ctx(def, def, conf_dir, errs);
 	t->named = calloc(c->ntls, sizeof *t->named);
 	for (size_t i = 0; t->named && i < c->ntls; i++) {
 		const struct conf_tls *ct = &c->tls[i];
 		if (!ct->name)
 			continue;
-		SSL_CTX *ctx = load_ctx(def, ct, errs);
+		SSL_CTX *ctx = load_ctx(def, ct, conf_dir, errs);
 		if (!ctx)
 			continue;
 		struct tls_named *n = &t->named[t->nnamed++];

@@ -27,9 +27,10 @@
 
 struct tls_ctx;
 
-/* Builds contexts for c. Returns NULL (errors appended, one line each)
- * when c has no [tls] section or something is wrong. */
-struct tls_ctx *tls_ctx_build(const struct conf *c, struct buf *errs);
+/* Builds contexts for c; relative file names are taken from conf_dir.
+ * Returns NULL (errors appended, one line each) when c has no [tls]
+ * section or something is wrong. */
+struct tls_ctx *tls_ctx_build(const struct conf *c, const char *conf_dir, struct buf *errs);
 /* Frees a context that was never installed. */
 void tls_ctx_free(struct tls_ctx *t);
 
