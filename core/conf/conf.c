@@ -48,6 +48,7 @@ static const struct key_def server_keys[] = {
 	{ "pid_file", K_STRING, S(pid_file), 0, 0, "a file such as /run/mbgw.pid" },
 	{ "watch", K_BOOL, S(watch), 0, 0, "yes or no" },
 	{ "max_message_header", K_SIZE, S(max_message_header), 16, 65536, "a size such as 1KiB" },
+	{ "access_log", K_BOOL, S(access_log), 0, 0, "yes or no" },
 	{ "cors_origins", K_STRING, S(cors_origins), 0, 0, "origins allowed to read /metrics, /healthz and /readyz, such as https://ops.example.com or *" },
 	{ "max_connections", K_UINT, S(max_connections), 0, 100000000, "a number (0: no limit)" },
 	{ "max_connections_per_ip", K_UINT, S(max_connections_per_ip), 0, 100000000, "a number (0: no limit)" },
@@ -151,6 +152,7 @@ void conf_defaults(struct conf *c)
 	c->drain_timeout_ms = 10000;
 	c->log_level = LOG_INFO;
 	c->max_message_header = 1024;
+	c->access_log = true;
 	c->handshake_burst_per_ip = 20;
 	c->message_burst = 100;
 	c->compression = true;

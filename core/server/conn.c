@@ -105,7 +105,7 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, uns
 	c->fd = fd;
 	c->w = w;
 	c->id = ((uint64_t)(w->index + 1) << 48) | ++w->next_conn_seq;
-	c->created_ms = c->last_rx_ms = w->now_ms;
+	c->created_ms = c->last_rx_ms = c->accepted_ms = w->now_ms;
 	c->listener = (uint8_t)listener;
 	memcpy(&c->peer_addr, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 								 : sizeof(struct sockaddr_in));
@@ -468,8 +468,15 @@ static size_t handle_http(struct conn *c)
 	worker_mark_dirty(c->w, c);
 	c->subprotocol = subprotocol;
 	set_state(c, CONN_OPEN);
-	log_msg(LOG_DEBUG, c->id, "open %s route=%s subprotocol=%s", c->peer, c->routes[0]->conf->name,
-		subprotocol ? subprotocol : "-");
+	/* Access line (logfmt-style fields). */
+	const struct http_header *ua = http_find_header(&req, "User-Agent");
+	if (cf(c)->access_log)
+		log_msg(LOG_INFO, c->id, "open remote=%s path=%.*s route=%s subprotocol=%s tls=%d deflate=%d "
+		"status=101 duration_ms=%llu user_agent=\"%.*s\"",
+		c->peer, (int)(req.path.n > 200 ? 200 : req.path.n), req.path.p, c->routes[0]->conf->name,
+		subprotocol ? subprotocol : "-", c->ssl != NULL, c->pmd != NULL,
+		(unsigned long long)(c->w->now_ms - c->accepted_ms),
+		ua ? (int)(ua->value.n > 120 ? 120 : ua->value.n) : 0, ua ? ua->value.p : "");
 	dispatch_open(c);
 	return (size_t)n;
 }
@@ -662,6 +669,7 @@ void conn_on_readable(struct conn *c)
 			return;
 		}
 		c->rbuf.len += (size_t)r;
+		c->bytes_in += (uint64_t)r;
 		c->last_rx_ms = c->w->now_ms;
 		c->ping_outstanding = false;
 		process_input(c);
@@ -723,6 +731,7 @@ void conn_flush(struct conn *c)
 			return;
 		}
 		outq_consume(&c->out, (size_t)w);
+		c->bytes_out += (uint64_t)w;
 		if (c->ssl || (n == 64 && c->out.bytes))
 			continue;
 		break; /* TCP short write: the socket buffer is full */

@@ -90,6 +90,8 @@ struct conn {
 	bool close_sent;
 	uint32_t epoll_events;          /* what is registered */
 
+	uint64_t accepted_ms;
+	uint64_t bytes_in, bytes_out;   /* on the socket, for the access log */
 	uint64_t created_ms;
 	uint64_t last_rx_ms;            /* last byte received */
 	uint64_t state_since_ms;        /* entered CLOSING/LINGER/DRAIN */
