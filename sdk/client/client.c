@@ -1770,8 +1770,6 @@ MBGW_CLIENT_API int mbgw_client_send(struct mbgw_client *c, int type, const void
 {
 	if (!c || (type != MBGW_CLIENT_TEXT && type != MBGW_CLIENT_BINARY) || (!data && len))
 		return MBGW_C_E_INVAL;
-	if (len > c->o.max_message_size)
-		return MBGW_C_E_TOOBIG;
 	if (type == MBGW_CLIENT_TEXT && !ws_utf8_valid(data, len))
 		return MBGW_C_E_INVAL;
 	switch (c->state) {

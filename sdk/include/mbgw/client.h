@@ -150,7 +150,7 @@ extern "C" {
 #define MBGW_C_E_CLOSED -12      /* the connection is closed (or closing) */
 #define MBGW_C_E_NOTCONN -13     /* not connected and nothing can be queued (never opened, or closed for good) */
 #define MBGW_C_E_QUEUE_FULL -14  /* the queue for messages sent while disconnected is full: message dropped */
-#define MBGW_C_E_TOOBIG -15      /* a message exceeds max_message_size (or a control payload exceeds 125) */
+#define MBGW_C_E_TOOBIG -15      /* a ping payload exceeds 125 bytes */
 #define MBGW_C_E_IO -16          /* a system call failed (details in mbgw_client_last_error) */
 #define MBGW_C_E_AGAIN -17       /* nothing yet: try again later (no message within the timeout) */
 #define MBGW_C_E_STATE -18       /* not allowed in this state (e.g. a blocking call inside a callback) */
@@ -346,9 +346,10 @@ MBGW_CLIENT_API int mbgw_client_recv(struct mbgw_client *c, int *type, void **da
  * MBGW_CLIENT_BINARY). data is borrowed (copied). When OPEN, the frames
  * go to the write buffer at once and leave as the socket allows
  * (mbgw_client_step() flushes); otherwise the message is queued (see the
- * reconnection policy). Returns 0, MBGW_C_E_INVAL (bad type, text not
- * UTF-8), MBGW_C_E_TOOBIG (larger than max_message_size),
- * MBGW_C_E_QUEUE_FULL, MBGW_C_E_CLOSED (closing), MBGW_C_E_NOTCONN
+ * reconnection policy). The size is not limited here (max_message_size
+ * is about what we accept; the server has its own limit and closes with
+ * 1009 beyond it). Returns 0, MBGW_C_E_INVAL (bad type, text not
+ * UTF-8), MBGW_C_E_QUEUE_FULL, MBGW_C_E_CLOSED (closing), MBGW_C_E_NOTCONN
  * (idle or closed for good), MBGW_C_E_NOMEM. */
 MBGW_CLIENT_API int mbgw_client_send(struct mbgw_client *c, int type, const void *data, size_t len);
 
