@@ -18,7 +18,8 @@
  * verdict, and they must agree with a plain whole-buffer reference decoder
  * written from the RFC below. Every delivered event is also checked on its
  * own: text that is not compressed is valid UTF-8, control payloads are at
- * most 125 bytes, close payloads are valid, messages respect max_payload,
+ * most 125 bytes, close payloads are valid, messages respect max_payload
+ * (compressed ones its allowance for stored-block overhead),
  * and what was delivered never adds up to more than was fed.
  */
 #include <string.h>
@@ -60,6 +61,15 @@ struct run {
 	bool stop;
 };
 
+/* The largest message accepted on the wire. A compressed one is judged by
+ * its inflated size (the caller inflates under max_payload), so the reader
+ * lets it be a little larger than max_payload when it does not compress
+ * (stored blocks). */
+static uint64_t wire_limit(const struct settings *s, bool compressed)
+{
+	return compressed ? s->max_payload + s->max_payload / 64 + 1024 : s->max_payload;
+}
+
 static void add_event(struct outcome *o, uint8_t control, uint8_t opcode, bool compressed,
 		      const uint8_t *data, size_t len)
 {
@@ -78,7 +88,7 @@ static int on_message(void *ud, uint8_t opcode, bool compressed, uint8_t *data, 
 	struct run *r = ud;
 	CHECK(opcode == WS_OP_TEXT || opcode == WS_OP_BINARY, "message with opcode %u", opcode);
 	CHECK(!compressed || (r->s->rsv_allowed & WS_RSV1), "compressed message without RSV1 negotiated");
-	CHECK(len <= r->s->max_payload, "message of %zu bytes, max_payload %llu", len,
+	CHECK(len <= wire_limit(r->s, compressed), "message of %zu bytes, max_payload %llu", len,
 	      (unsigned long long)r->s->max_payload);
 	/* Never NULL, even when empty: a handler may pass it to memchr or
 	 * memcpy, for which NULL is undefined even with a length of 0. */
@@ -115,7 +125,7 @@ static int on_control(void *ud, uint8_t opcode, uint8_t *data, size_t len)
 	return r->stop ? WS_READER_STOP : WS_READER_CONTINUE;
 }
 
-static const struct ws_reader_ops ops = { on_message, on_control };
+static const struct ws_reader_ops ops = { on_message, on_control, NULL };
 
 /* Feeds stream[0..n) arriving in pieces of the given sizes (the last one
  * repeats), like a connection's read loop. */
@@ -227,7 +237,7 @@ static void reference(const struct settings *s, const uint8_t *stream, size_t n,
 				mop = op;
 				mcomp = rsv & 0x40;
 			}
-			if (mlen + len > s->max_payload) {
+			if (mlen + len > wire_limit(s, mcomp)) {
 				o->failed = true;
 				o->code = 1009;
 				goto out;
