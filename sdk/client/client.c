@@ -559,7 +559,7 @@ static void transport_close(struct mbgw_client *c)
 }
 
 /* Reads into c->in. Returns bytes read, 0 at EOF, -1 when nothing is
- * there now, -2 on an error (c->err set). */
+ * there now, -2 on an error, -3 on a TLS protocol error (c->err set). */
 static ssize_t transport_read(struct mbgw_client *c)
 {
 	if (buf_reserve(&c->in, 16384) < 0) {
@@ -602,10 +602,12 @@ static ssize_t transport_read(struct mbgw_client *c)
 		set_err(c, "TLS read from %s: %s", c->peer, errstr(errno, e, sizeof e));
 		return -2;
 	default: {
+		/* A TLS alert after the handshake, e.g. the server refusing our
+		 * (missing) client certificate under TLS 1.3. */
 		char why[160];
 		ssl_errstr(why, sizeof why);
-		set_err(c, "TLS read from %s: %s", c->peer, why);
-		return -2;
+		set_err(c, "TLS: %s (from %s)", why, c->peer);
+		return -3;
 	}
 	}
 }
@@ -1233,8 +1235,8 @@ static void upgrade_progress(struct mbgw_client *c)
 		ssize_t r = transport_read(c);
 		if (r == -1)
 			break;
-		if (r == -2) {
-			attempt_failed(c, MBGW_C_E_IO);
+		if (r <= -2) {
+			attempt_failed(c, r == -3 ? MBGW_C_E_TLS : MBGW_C_E_IO);
 			return;
 		}
 		if (r == 0) {
@@ -1375,7 +1377,7 @@ static void open_io(struct mbgw_client *c)
 		ssize_t r = transport_read(c);
 		if (r == -1)
 			break;
-		if (r == -2) {
+		if (r <= -2) {
 			char why[sizeof c->err];
 			snprintf(why, sizeof why, "%s", c->err);
 			conn_ended(c, MBGW_C_E_IO, WS_CLOSE_ABNORMAL, why);

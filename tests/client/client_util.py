@@ -302,6 +302,11 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 
 port = int(sys.argv[1]); mode = sys.argv[2]
 protos = [p for p in sys.argv[3].split(",") if p]
+ssl_ctx = None
+if len(sys.argv) > 5:
+    import ssl
+    ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ssl_ctx.load_cert_chain(sys.argv[4], sys.argv[5])
 
 async def handler(ws, path=None):
     async for msg in ws:
@@ -324,7 +329,7 @@ async def main():
     elif mode == "deflate-nct":
         ext = [ServerPerMessageDeflateFactory(server_no_context_takeover=True,
                client_no_context_takeover=True, server_max_window_bits=10)]
-    kw = dict(subprotocols=protos or None, max_size=2**24)
+    kw = dict(subprotocols=protos or None, max_size=2**24, ssl=ssl_ctx)
     if ext is not None:
         kw["extensions"] = ext
     else:
@@ -366,11 +371,13 @@ class ExternalServer:
     free loopback port, echoing messages; "info?" returns what it saw of
     the handshake as JSON."""
 
-    def __init__(self, kind, mode="plain", protos=()):
+    def __init__(self, kind, mode="plain", protos=(), tls=None):
         self.port = free_port()
         self.kind = kind
         if kind == "python":
             cmd = ["/usr/bin/python3", "-c", PY_SERVER, str(self.port), mode, ",".join(protos)]
+            if tls:
+                cmd += list(tls)
             env = dict(CLEAN_ENV)
         else:
             node = shutil.which("node")
