@@ -1240,8 +1240,10 @@ static void upgrade_progress(struct mbgw_client *c)
 			return;
 		}
 		if (r == 0) {
+			/* A transport failure (a server restarting, overloaded, or
+			 * not speaking HTTP), so retried like a refused connection. */
 			set_err(c, "%s closed the connection without answering the upgrade request", c->peer);
-			attempt_failed(c, MBGW_C_E_HANDSHAKE);
+			attempt_failed(c, MBGW_C_E_CONNECT);
 			return;
 		}
 		struct cl_http_resp resp;
@@ -1387,7 +1389,8 @@ static void open_io(struct mbgw_client *c)
 			if (c->close_rcvd) {
 				char reason[sizeof c->close_reason];
 				snprintf(reason, sizeof reason, "%s", c->close_reason);
-				conn_ended(c, c->app_close ? 0 : MBGW_C_E_CLOSED, c->close_code, reason);
+				/* The close handshake completed: a clean end, whoever began it. */
+				conn_ended(c, 0, c->close_code, reason);
 			} else {
 				set_err(c, "%s closed the connection without a close frame", c->peer);
 				conn_ended(c, MBGW_C_E_CLOSED, WS_CLOSE_ABNORMAL, "connection closed without a close frame");
