@@ -137,6 +137,10 @@ void conn_free(struct conn *c)
 		ws_deflate_free(c->pmd);
 		free(c->pmd);
 	}
+	if (c->zmsg) {
+		buf_free(c->zmsg);
+		free(c->zmsg);
+	}
 	if (c->fd >= 0)
 		close(c->fd);
 	rbuf_give_back(c);
@@ -554,7 +558,62 @@ static int on_control(void *ud, uint8_t opcode, uint8_t *data, size_t len)
 	}
 }
 
-static const struct ws_reader_ops reader_ops = { on_message, on_control };
+/* A piece of a compressed message that arrives in several pieces:
+ * inflate it now (RFC 7692 §7.2.2), so max_payload and UTF-8 are judged
+ * as the data comes, not after the last fragment. */
+static int on_piece(void *ud, uint8_t opcode, const uint8_t *data, size_t len, bool fin)
+{
+	struct conn *c = ud;
+	if (c->state != CONN_OPEN)
+		return WS_READER_CONTINUE;
+	if (!c->zmsg) {
+		c->zmsg = calloc(1, sizeof *c->zmsg);
+		if (!c->zmsg) {
+			conn_fail(c, WS_CLOSE_INTERNAL, "Out of memory inflating a message");
+			return WS_READER_STOP;
+		}
+		ws_utf8_init(&c->zutf8);
+	}
+	size_t before = c->zmsg->len, max = (size_t)cf(c)->max_payload;
+	int rc = ws_deflate_inflate_feed(c->pmd, data, len, max, c->zmsg);
+	if (rc == 0 && fin)
+		rc = ws_deflate_inflate_end(c->pmd, max, c->zmsg);
+	METRIC_ADD(c->w->m->deflate_in_wire, len);
+	if (rc < 0) {
+		char why[120];
+		if (rc == WS_DEFLATE_E_TOOBIG)
+			snprintf(why, sizeof why, "Inflated message exceeds maximum of %llu",
+				 (unsigned long long)cf(c)->max_payload);
+		else
+			snprintf(why, sizeof why, "%s", ws_deflate_strerror(rc));
+		conn_fail(c, rc == WS_DEFLATE_E_TOOBIG ? WS_CLOSE_TOO_BIG
+			     : rc == WS_DEFLATE_E_DATA ? WS_CLOSE_INVALID_DATA : WS_CLOSE_INTERNAL, why);
+		buf_free(c->zmsg);
+		free(c->zmsg);
+		c->zmsg = NULL;
+		return WS_READER_STOP;
+	}
+	if (opcode == WS_OP_TEXT &&
+	    (!ws_utf8_feed(&c->zutf8, c->zmsg->data + before, c->zmsg->len - before) ||
+	     (fin && !ws_utf8_complete(&c->zutf8)))) {
+		conn_fail(c, WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
+		buf_free(c->zmsg);
+		free(c->zmsg);
+		c->zmsg = NULL;
+		return WS_READER_STOP;
+	}
+	if (!fin)
+		return WS_READER_CONTINUE;
+	struct buf *m = c->zmsg;
+	c->zmsg = NULL;
+	METRIC_ADD(c->w->m->deflate_in_raw, m->len);
+	dispatch_message(c, opcode, m->data ? m->data : (const uint8_t *)"", m->len, c->rd.last_fragmented);
+	buf_free(m);
+	free(m);
+	return c->out.bytes > cf(c)->send_queue_limit ? WS_READER_STOP : WS_READER_CONTINUE;
+}
+
+static const struct ws_reader_ops reader_ops = { on_message, on_control, on_piece };
 
 /* Feeds rbuf to the HTTP parser or frame reader until it is used up, the
  * connection stops reading (backpressure, closing) or an error occurs. */

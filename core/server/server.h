@@ -109,6 +109,8 @@ struct conn {
 	double msg_tokens;
 	SSL *ssl;                       /* TLS session, NULL for plain TCP */
 	struct ws_deflate *pmd;         /* permessage-deflate, NULL if not agreed */
+	struct buf *zmsg;               /* a compressed message inflating piece by piece */
+	struct ws_utf8 zutf8;           /* its UTF-8 state (text) */
 	bool tls_want_write;            /* OpenSSL needs the socket writable */
 	bool tls_want_read;             /* a TLS write waits for readability */
 	struct conn *hnext;             /* worker's id map chain */

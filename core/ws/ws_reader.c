@@ -121,6 +121,13 @@ static inline bool text_end_ok(struct ws_reader *r)
 	return ws_utf8_complete(&r->utf8);
 }
 
+/* True when a compressed message is streamed to the caller (on_piece)
+ * instead of being assembled here. */
+static inline bool streams(const struct ws_reader *r, const struct ws_reader_ops *ops)
+{
+	return r->msg_compressed && ops->on_piece;
+}
+
 static int deliver_control(struct ws_reader *r, uint8_t opcode, uint8_t *p, size_t n,
 			   const struct ws_reader_ops *ops, void *ud, struct ws_err *err)
 {
@@ -167,6 +174,12 @@ ssize_t ws_reader_feed(struct ws_reader *r, uint8_t *p, size_t n,
 					r->msg_compressed = false;
 					r->last_fragmented = r->msg_frames > 1;
 					rc = ops->on_message(ud, op, comp, pl, len);
+				} else if (streams(r, ops)) {
+					if (h->fin)
+						r->last_fragmented = r->msg_frames > 1;
+					rc = ops->on_piece(ud, r->msg_opcode, pl, len, h->fin);
+					if (h->fin)
+						message_done(r);
 				} else {
 					if (!text_piece_ok(r, pl, len))
 						return fail(err, WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
@@ -221,6 +234,19 @@ ssize_t ws_reader_feed(struct ws_reader *r, uint8_t *p, size_t n,
 		if (ws_opcode_is_control(h->opcode)) {
 			memcpy(r->ctl + r->ctl_len, pl, take);
 			r->ctl_len += take;
+		} else if (streams(r, ops)) {
+			bool piece_fin = h->fin && r->remaining == 0;
+			if (piece_fin)
+				r->last_fragmented = r->msg_frames > 1;
+			int prc = ops->on_piece(ud, r->msg_opcode, pl, take, piece_fin);
+			if (r->remaining == 0) {
+				r->in_payload = false;
+				if (piece_fin)
+					message_done(r);
+			}
+			if (prc == WS_READER_STOP)
+				return (ssize_t)off;
+			continue;
 		} else {
 			if (!text_piece_ok(r, pl, take))
 				return fail(err, WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");

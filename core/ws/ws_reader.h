@@ -36,6 +36,14 @@ struct ws_reader_ops {
 	/* A ping, pong or close frame. For close the payload has been
 	 * validated (code allowed, reason UTF-8). Same return values. */
 	int (*on_control)(void *ud, uint8_t opcode, uint8_t *data, size_t len);
+	/* Optional. When set, a compressed message of more than one piece is
+	 * not assembled here: each piece of its payload (unmasked, borrowed)
+	 * is handed over as it arrives, so the caller can inflate as it goes
+	 * and refuse a decompression bomb or bad UTF-8 at once; fin marks the
+	 * last piece, after which the caller has the whole message. A
+	 * compressed message that arrives whole in one frame still comes
+	 * through on_message. Same return values. */
+	int (*on_piece)(void *ud, uint8_t opcode, const uint8_t *data, size_t len, bool fin);
 };
 
 struct ws_reader {

@@ -213,7 +213,7 @@ def test_ipv6_listener():
     with Server(server_extra="listen = [::1]:%d\n" % port6) as s:
         run(main("ws://[::1]:%d/ws" % port6))
         run(main(s.url()))   # the IPv4 listener still works beside it
-        assert s.wait_log("open [::1]:")
+        assert s.wait_log("open remote=[::1]:")
 
 
 if __name__ == "__main__":

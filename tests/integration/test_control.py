@@ -82,7 +82,7 @@ def test_fragmented_ping_and_pong_are_1002():
             with Client(s.port) as c:
                 c.send(frame(op, "frag", fin=False) + frame(OP_CONT, "ment"))
                 c.fail_expected(1002)
-        assert s.count_log("Fragmented control frame") == 3
+        assert s.count_log("with 1002: Fragmented control frame") == 3
 
 
 def test_fragmented_messages():
@@ -161,7 +161,7 @@ def test_continuation_without_start_is_1002():
                             + frame(OP_TEXT, "Hello, world!") + frame(OP_PING, "x"))
                     c.send_chunks(data, chop or len(data))
                     c.fail_expected(1002)
-        assert s.count_log("Continuation frame without a message in progress") == 6
+        assert s.count_log("with 1002: Continuation frame without a message in progress") == 6
 
 
 def test_continuation_after_a_completed_message_is_1002():
@@ -189,7 +189,7 @@ def test_new_message_inside_fragmented_is_1002():
                 c.send(frame(OP_TEXT, "fragment1", fin=False) + second)
                 assert c.recv_message() == (OP_TEXT, b"whole")
                 c.fail_expected(1002)
-        assert s.count_log("New data frame while a fragmented message is in progress") == 3
+        assert s.count_log("with 1002: New data frame while a fragmented message is in progress") == 3
 
 
 def test_close_inside_fragmented_message():

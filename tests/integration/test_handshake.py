@@ -121,7 +121,7 @@ def test_upgrade_exact_101():
         c.send_frame(OP_CLOSE, close_payload(1000))
         assert c.expect_close() == (1000, b"")
         c.expect_eof()
-        assert s.wait_log("open 127.0.0.1:")
+        assert s.wait_log("open remote=127.0.0.1:")
 
 
 def test_random_keys_accepted_with_correct_accept():

@@ -136,7 +136,7 @@ static int on_control(void *ud, uint8_t opcode, uint8_t *data, size_t len)
 	return record(ud, EV_CTL, opcode, false, data, len);
 }
 
-static const struct ws_reader_ops OPS = { on_message, on_control };
+static const struct ws_reader_ops OPS = { on_message, on_control, NULL };
 
 static void rec_free(struct rec *r)
 {
