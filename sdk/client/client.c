@@ -1019,8 +1019,11 @@ static void proxy_progress(struct mbgw_client *c)
 	if (hl == 0)
 		return;
 	c->proxy_status = r.status;
-	if (r.status == 407) {
-		set_err(c, "proxy %s requires authentication: 407 %.*s%s", c->peer, (int)r.reason_len, r.reason,
+	/* 407 is the standard answer; some proxies (tinyproxy) answer a
+	 * wrong password with 401. */
+	if (r.status == 407 || (r.status == 401 && c->proxy.has_auth)) {
+		set_err(c, "proxy %s requires authentication: %d %.*s%s", c->peer, r.status,
+			(int)(r.reason_len < 100 ? r.reason_len : 100), r.reason,
 			c->proxy.has_auth ? " (the credentials given were refused)" : " (give user:pass@ in the proxy URL)");
 		attempt_failed(c, MBGW_C_E_PROXY_AUTH);
 		return;
