@@ -7,7 +7,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-pkgs="make cmake gcc pkg-config libc6-dev libssl-dev zlib1g-dev libcjson-dev openssl"
+pkgs="make cmake gcc pkg-config libc6-dev libssl-dev zlib1g-dev libcjson-dev libjwt-dev libcrypt-dev openssl"
 if [ "${1:-}" = test ]; then
 	pkgs="$pkgs libcriterion-dev python3 python3-websockets clang libclang-rt-14-dev curl abigail-tools chromium tinyproxy"
 	command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
