@@ -7,6 +7,7 @@
  *   mbgw --version | --help
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,61 @@
 #define MBGW_DEFAULT_PLUGIN_DIR "plugins"
 #endif
 
+/* Default directories (packaging). The build-tree mbgw uses the compiled-in
+ * ones above. The installed mbgw (packaging/install.cmake) is also given
+ * MBGW_EXE_CONF_DIR and MBGW_EXE_PLUGIN_DIR, the same directories relative
+ * to the folder of its executable (e.g. "../lib/mbgw/plugins" from
+ * <prefix>/sbin), and resolves them through /proc/self/exe: an install
+ * prefix, a DESTDIR staging tree or an unpacked .deb each find their own
+ * plugins and configuration without flags. The compiled-in absolute ones
+ * stay the fallback. */
+static const char *g_default_conf_dir = MBGW_DEFAULT_CONF_DIR;
+static const char *g_default_plugin_dir = MBGW_DEFAULT_PLUGIN_DIR;
+
+#if defined(MBGW_EXE_CONF_DIR) && defined(MBGW_EXE_PLUGIN_DIR)
+static char g_exe_conf_dir[PATH_MAX];
+static char g_exe_plugin_dir[PATH_MAX];
+
+/* "<exe_dir>/<rel>" into out, each leading "../" of rel taken off exe_dir;
+ * fallback when it does not fit. */
+static const char *dir_from_exe(const char *exe_dir, const char *rel, char *out, size_t cap,
+				const char *fallback)
+{
+	char base[PATH_MAX];
+	snprintf(base, sizeof base, "%s", exe_dir);
+	while (strncmp(rel, "../", 3) == 0) {
+		char *slash = strrchr(base, '/');
+		if (!slash)
+			return fallback;
+		*slash = '\0';
+		rel += 3;
+	}
+	int n = snprintf(out, cap, "%s/%s", base, rel);
+	return n > 0 && (size_t)n < cap ? out : fallback;
+}
+
+static void init_default_dirs(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (!slash)
+		return;
+	*slash = '\0';
+	g_default_conf_dir = dir_from_exe(exe, MBGW_EXE_CONF_DIR, g_exe_conf_dir, sizeof g_exe_conf_dir,
+					  g_default_conf_dir);
+	g_default_plugin_dir = dir_from_exe(exe, MBGW_EXE_PLUGIN_DIR, g_exe_plugin_dir,
+					    sizeof g_exe_plugin_dir, g_default_plugin_dir);
+}
+#else
+static void init_default_dirs(void)
+{
+}
+#endif
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -39,7 +95,7 @@ static void usage(FILE *f)
 		"       mbgw check [-c] DIR      validate a configuration directory, plugins included\n"
 		"       mbgw reload [-c DIR]     make the running gateway reload (needs pid_file)\n"
 		"       mbgw --version           print versions\n",
-		MBGW_DEFAULT_CONF_DIR);
+		g_default_conf_dir);
 }
 
 static void print_errors(const struct buf *errs)
@@ -169,7 +225,8 @@ static int cmd_reload(const char *dir)
 
 int main(int argc, char **argv)
 {
-	const char *dir = MBGW_DEFAULT_CONF_DIR;
+	init_default_dirs();
+	const char *dir = g_default_conf_dir;
 	enum { RUN, CHECK, RELOAD } cmd = RUN;
 	int i = 1;
 	if (i < argc && strcmp(argv[i], "run") == 0) {
@@ -208,11 +265,11 @@ int main(int argc, char **argv)
 		return 1;
 	if (init_plugin_dir() < 0)
 		return 1;
-	const char *plugin_dir = conf->plugin_dir ? conf->plugin_dir : MBGW_DEFAULT_PLUGIN_DIR;
+	const char *plugin_dir = conf->plugin_dir ? conf->plugin_dir : g_default_plugin_dir;
 	if (cmd == CHECK) {
 		/* Plugins log their own lines; keep check's output to the verdict. */
 		log_set_level(LOG_WARN);
-		int rc = install_tls(conf, dir) == 0 ? install_routes(dir, MBGW_DEFAULT_PLUGIN_DIR) : -1;
+		int rc = install_tls(conf, dir) == 0 ? install_routes(dir, g_default_plugin_dir) : -1;
 		if (rc == 0)
 			printf("%s: configuration OK (%zu route%s, %zu listener%s, plugins from %s)\n", dir,
 			       conf->nroutes, conf->nroutes == 1 ? "" : "s", conf->nlisten,
@@ -224,8 +281,8 @@ int main(int argc, char **argv)
 	}
 	log_set_level(conf->log_level);
 	int rc = 1;
-	if (install_tls(conf, dir) == 0 && install_routes(dir, MBGW_DEFAULT_PLUGIN_DIR) == 0) {
-		struct server_paths paths = { dir, MBGW_DEFAULT_PLUGIN_DIR };
+	if (install_tls(conf, dir) == 0 && install_routes(dir, g_default_plugin_dir) == 0) {
+		struct server_paths paths = { dir, g_default_plugin_dir };
 		rc = server_run(conf, &paths);
 	}
 	release_routes();
