@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "edge/edge_forwarded.h"
 #include "util/util_units.h"
 
 enum key_type { K_SIZE, K_DURATION, K_UINT, K_BOOL, K_LISTEN, K_LOGLEVEL, K_WORKERS,
@@ -1068,9 +1069,27 @@ static int check_tls(struct conf *c, struct buf *errs)
 	return nerr;
 }
 
+/* Where a [server] key was set ("file:line"), or the directory. */
+static const char *server_key_where(const struct conf *c, const char *key, const char *dir)
+{
+	for (size_t i = 0; i < NKEYS(server_keys); i++)
+		if (strcmp(server_keys[i].name, key) == 0 && c->server_seen_[i][0])
+			return c->server_seen_[i];
+	return dir;
+}
+
 int conf_finish(struct conf *c, const char *dir, struct buf *errs)
 {
 	int nerr = 0;
+	if (c->trusted_proxies) {
+		struct edge_trusted *t = malloc(sizeof *t);
+		char why[256] = "out of memory";
+		if (!t || edge_trusted_parse(c->trusted_proxies, t, why, sizeof why) != 0) {
+			add_err(errs, "%s: trusted_proxies: %s", server_key_where(c, "trusted_proxies", dir), why);
+			nerr++;
+		}
+		free(t);
+	}
 	if (c->nlisten == 0) {
 		const char *why;
 		conf_parse_listen("0.0.0.0:8080", &c->listen[0], &why);

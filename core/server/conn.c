@@ -28,6 +28,8 @@
 #include "http/http_response.h"
 #include "net/net_listen.h"
 #include "util/util_log.h"
+#include "edge/edge_forwarded.h"
+#include "edge/edge_proxy.h"
 #include "server/limits.h"
 #include "server/metrics.h"
 #include "tls/tls.h"
@@ -94,9 +96,11 @@ static void set_state(struct conn *c, enum conn_state s)
 		worker_mark_dirty(c->w, c);
 }
 
-struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, unsigned listener)
+struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, unsigned listener,
+		      bool limits_counted)
 {
 	bool tls = w->srv->conf->listen[listener].tls;
+	bool proxy = w->srv->conf->listen[listener].proxy_protocol;
 	struct conn *c = calloc(1, sizeof *c);
 	if (!c) {
 		close(fd);
@@ -115,6 +119,13 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, uns
 	/* Small frames must not wait for Nagle: latency is the product. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	ws_reader_init(&c->rd, cf(c)->max_payload, 0, true);
+	c->limits_counted = limits_counted;
+	snprintf(c->scheme, sizeof c->scheme, "%s", tls ? "wss" : "ws");
+	if (proxy) {
+		/* The PROXY header comes first, before any TLS record. */
+		set_state(c, CONN_PROXY);
+		return c;
+	}
 	if (tls) {
 		c->ssl = tls_session_new(fd);
 		if (!c->ssl) {
@@ -131,7 +142,8 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, uns
 
 void conn_free(struct conn *c)
 {
-	limits_disconnect(c->w->srv->conf, (const struct sockaddr *)&c->peer_addr);
+	if (c->limits_counted)
+		limits_disconnect(c->w->srv->conf, (const struct sockaddr *)&c->peer_addr);
 	transport_free(c);
 	if (c->pmd) {
 		ws_deflate_free(c->pmd);
@@ -435,6 +447,30 @@ static size_t handle_http(struct conn *c)
 		return c->rbuf.len;
 	}
 
+	/* Behind a trusted proxy the real client is in its forwarding
+	 * headers; from anyone else they are ignored. */
+	if (c->w->srv->trusted) {
+		struct sockaddr_storage client;
+		socklen_t cl = 0;
+		char scheme[8] = "";
+		const char *why = NULL;
+		int fr = edge_forwarded_resolve(c->w->srv->trusted, (const struct sockaddr *)&c->peer_addr, &req,
+						&client, &cl, scheme, sizeof scheme, &why);
+		if (fr == 1) {
+			char via[64];
+			snprintf(via, sizeof via, "%s", c->peer);
+			memcpy(&c->peer_addr, &client, cl < sizeof c->peer_addr ? cl : sizeof c->peer_addr);
+			net_addr_format((const struct sockaddr *)&client, c->peer, sizeof c->peer);
+			log_msg(LOG_DEBUG, c->id, "client %s via trusted proxy %s", c->peer, via);
+		} else if (why) {
+			log_msg(LOG_DEBUG, c->id, "forwarding headers from %s ignored: %s", c->peer, why);
+		}
+		if (fr >= 0 && (strcmp(scheme, "https") == 0 || strcmp(scheme, "wss") == 0))
+			snprintf(c->scheme, sizeof c->scheme, "wss");
+		else if (fr >= 0 && (strcmp(scheme, "http") == 0 || strcmp(scheme, "ws") == 0))
+			snprintf(c->scheme, sizeof c->scheme, "ws");
+	}
+
 	/* The HTTP endpoints (/healthz, /readyz, /metrics), and the
 	 * metrics-only listeners, which serve nothing else. */
 	if (endpoint_handle(c, &req))
@@ -677,10 +713,78 @@ static void tls_step(struct conn *c)
 	conn_on_readable(c);          /* the request may already be buffered */
 }
 
+/* PROXY protocol (v1/v2) header on a listener that expects one. It is
+ * peeked, parsed and then consumed to the byte, so that whatever follows
+ * (a TLS ClientHello, an HTTP request) stays in the socket for the next
+ * stage. The real client address replaces the proxy's for limits, logs
+ * and plugins. */
+static void proxy_step(struct conn *c)
+{
+	uint8_t hdr[4096];
+	ssize_t n = recv(c->fd, hdr, sizeof hdr, MSG_PEEK);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		conn_terminate(c, n == 0 ? "closed before its PROXY header" : strerror(errno));
+		return;
+	}
+	if (n < 0)
+		return;
+	struct edge_proxy_result pr;
+	const char *why = NULL;
+	ssize_t used = edge_proxy_parse(hdr, (size_t)n, &pr, &why);
+	if (used == 0 && (size_t)n == sizeof hdr)
+		why = "PROXY header longer than 4096 bytes", used = -1;
+	if (used == 0)
+		return; /* wait for the rest */
+	if (used < 0) {
+		log_msg(LOG_INFO, c->id, "connection from %s refused: bad PROXY protocol header: %s", c->peer,
+			why ? why : "malformed");
+		METRIC_INC(c->w->m->rejected[REJ_BAD_REQUEST]);
+		conn_terminate(c, "bad PROXY header");
+		return;
+	}
+	ssize_t got = recv(c->fd, hdr, (size_t)used, 0);
+	if (got != used) {
+		conn_terminate(c, "PROXY header vanished");
+		return;
+	}
+	if (!pr.local && (pr.src.ss_family == AF_INET || pr.src.ss_family == AF_INET6)) {
+		char was[64];
+		snprintf(was, sizeof was, "%s", c->peer);
+		memcpy(&c->peer_addr, &pr.src, pr.src_len < sizeof c->peer_addr ? pr.src_len : sizeof c->peer_addr);
+		net_addr_format((const struct sockaddr *)&pr.src, c->peer, sizeof c->peer);
+		log_msg(LOG_DEBUG, c->id, "PROXY v%d: client %s via %s", pr.version, c->peer, was);
+	}
+	const char *refused = limits_connect(cf(c), (const struct sockaddr *)&c->peer_addr);
+	if (refused) {
+		log_msg(LOG_INFO, c->id, "connection from %s refused: %s", c->peer, refused);
+		METRIC_INC(c->w->m->rejected[REJ_LIMIT]);
+		conn_terminate(c, refused);
+		return;
+	}
+	c->limits_counted = true;
+	c->created_ms = c->w->now_ms;
+	if (cf(c)->listen[c->listener].tls) {
+		c->ssl = tls_session_new(c->fd);
+		if (!c->ssl) {
+			log_msg(LOG_ERROR, c->id, "cannot start a TLS session for %s: %s", c->peer, tls_error_text());
+			conn_terminate(c, "no TLS session");
+			return;
+		}
+		set_state(c, CONN_TLS);
+	} else {
+		set_state(c, CONN_HTTP);
+	}
+	conn_on_readable(c);
+}
+
 void conn_on_readable(struct conn *c)
 {
 	if (c->state == CONN_DEAD)
 		return;
+	if (c->state == CONN_PROXY) {
+		proxy_step(c);
+		return;
+	}
 	if (c->state == CONN_TLS) {
 		tls_step(c);
 		return;
@@ -825,6 +929,7 @@ void conn_check_timers(struct conn *c, uint64_t now)
 	const struct conf *k = cf(c);
 	uint64_t age = now - c->state_since_ms;
 	switch (c->state) {
+	case CONN_PROXY:
 	case CONN_TLS:
 		if (now - c->created_ms >= k->handshake_timeout_ms) {
 			log_msg(LOG_INFO, c->id, "TLS handshake timeout: %s did not finish within %llu ms",
@@ -1039,7 +1144,7 @@ int conn_attr(struct conn *c, const char *name, char *out, size_t cap)
 	if (strcmp(name, "remote_addr") == 0)
 		return copy_attr(c->peer, strlen(c->peer), out, cap);
 	if (strcmp(name, "scheme") == 0)
-		return copy_attr(c->ssl ? "wss" : "ws", c->ssl ? 3 : 2, out, cap);
+		return copy_attr(c->scheme, strlen(c->scheme), out, cap);
 	if (strcmp(name, "tls_client_subject") == 0) {
 		char subj[1024];
 		int n = c->ssl ? tls_peer_subject(c->ssl, subj, sizeof subj) : -1;

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "edge/edge_forwarded.h"
 #include "net/net_listen.h"
 #include "server/limits.h"
 #include "server/metrics.h"
@@ -214,6 +215,16 @@ int server_run(const struct conf *conf, const struct server_paths *paths)
 		return 1;
 	}
 	srv->conf = conf;
+	if (conf->trusted_proxies) {
+		/* Already validated by conf_finish. */
+		srv->trusted = malloc(sizeof *srv->trusted);
+		if (!srv->trusted || edge_trusted_parse(conf->trusted_proxies, srv->trusted, NULL, 0) != 0) {
+			log_error("cannot set up trusted_proxies");
+			free(srv->trusted);
+			free(srv);
+			return 1;
+		}
+	}
 	srv->nworkers = conf->workers ? (unsigned)conf->workers : ncpus();
 	srv->workers = calloc(srv->nworkers, sizeof *srv->workers);
 	if (!srv->workers || metrics_init(srv->nworkers) < 0) {
@@ -309,6 +320,7 @@ out_teardown:
 	for (unsigned i = 0; i < srv->nworkers; i++)
 		worker_teardown(&srv->workers[i]);
 	free(srv->workers);
+	free(srv->trusted);
 	free(srv);
 	metrics_cleanup();
 	limits_cleanup();

@@ -28,6 +28,7 @@
 #include "ws/ws_reader.h"
 
 enum conn_state {
+	CONN_PROXY,      /* waiting for the PROXY protocol header */
 	CONN_TLS,        /* TLS handshake in progress */
 	CONN_HTTP,       /* reading the upgrade request */
 	CONN_OPEN,       /* WebSocket open */
@@ -107,6 +108,8 @@ struct conn {
 	struct route_slot *rslot;       /* this worker's counters of the first route */
 	uint64_t msg_tokens_ms;         /* message rate limit: bucket time */
 	double msg_tokens;
+	bool limits_counted;            /* limits_connect took this connection */
+	char scheme[8];                 /* "ws"/"wss", or what a trusted proxy said */
 	SSL *ssl;                       /* TLS session, NULL for plain TCP */
 	struct ws_deflate *pmd;         /* permessage-deflate, NULL if not agreed */
 	struct buf *zmsg;               /* a compressed message inflating piece by piece */
@@ -181,8 +184,11 @@ struct server_stats {
 	atomic_ullong messages_out;
 };
 
+struct edge_trusted;
+
 struct server {
 	const struct conf *conf;        /* start-up configuration (listeners, limits) */
+	struct edge_trusted *trusted;   /* trusted_proxies, NULL if none */
 	struct worker *workers;
 	unsigned nworkers;
 	atomic_bool stop;
@@ -193,7 +199,8 @@ struct server {
 
 /* Takes ownership of an accepted socket (tls: start a TLS handshake).
  * Returns NULL (socket closed) if memory runs out. */
-struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, unsigned listener);
+struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, unsigned listener,
+		      bool limits_counted);
 /* Queues a whole HTTP answer (then the connection closes). */
 void conn_http_answer(struct conn *c, int status, const char *content_type, const char *extra,
 		      const void *body, size_t len, bool head_only);

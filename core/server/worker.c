@@ -274,7 +274,10 @@ static void on_accept(struct worker *w, int lfd, unsigned listener)
 			close(fd);
 			continue;
 		}
-		const char *why = limits_connect(w->srv->conf, (struct sockaddr *)&ss);
+		/* Behind PROXY protocol the peer is the proxy: the limits apply
+		 * to the client named in the header (conn.c proxy_step). */
+		bool proxied = w->srv->conf->listen[listener].proxy_protocol;
+		const char *why = proxied ? NULL : limits_connect(w->srv->conf, (struct sockaddr *)&ss);
 		if (why) {
 			/* Refused before reading anything: a short 503 (best
 			 * effort, the socket buffer is empty) and close. */
@@ -291,8 +294,10 @@ static void on_accept(struct worker *w, int lfd, unsigned listener)
 			close(fd);
 			continue;
 		}
-		struct conn *c = conn_new(w, fd, (struct sockaddr *)&ss, listener);
+		struct conn *c = conn_new(w, fd, (struct sockaddr *)&ss, listener, !proxied);
 		if (!c) {
+			if (!proxied)
+				limits_disconnect(w->srv->conf, (struct sockaddr *)&ss);
 			log_msg(LOG_ERROR, 0, "out of memory accepting a connection");
 			continue;
 		}
@@ -372,7 +377,7 @@ static void begin_stop(struct worker *w)
 	for (struct conn *c = w->conns; c; c = c->next) {
 		if (c->state == CONN_OPEN)
 			conn_close(c, WS_CLOSE_GOING_AWAY, "Server shutting down");
-		else if (c->state == CONN_HTTP || c->state == CONN_TLS)
+		else if (c->state == CONN_HTTP || c->state == CONN_TLS || c->state == CONN_PROXY)
 			conn_terminate(c, "server shutting down");
 	}
 }
