@@ -1002,7 +1002,7 @@ static int refuse(const struct edge_auth *a, struct edge_auth_result *res, int s
 }
 
 __attribute__((format(printf, 3, 4)))
-static int accept_(struct edge_auth_result *res, const char *identity, const char *fmt, ...)
+static int admit(struct edge_auth_result *res, const char *identity, const char *fmt, ...)
 {
 	snprintf(res->identity, sizeof res->identity, "%s", identity);
 	va_list ap;
@@ -1066,13 +1066,15 @@ static int check_basic(const struct edge_auth *a, struct http_str cred, struct e
 	free(cd);
 	if (!u)
 		rc = refuse(a, res, 401, NULL, "unknown user '%s'", quote(q, sizeof q, user, un));
-	else if (!h)
+	else if (!h) {
+		char eb[64];
 		rc = refuse(a, res, 401, NULL, "crypt(3) failed for '%s': %s",
-			    quote(q, sizeof q, user, un), strerror(crypt_errno));
+			    quote(q, sizeof q, user, un), strerror_r(crypt_errno, eb, sizeof eb));
+	}
 	else if (!ok)
 		rc = refuse(a, res, 401, NULL, "bad password for '%s'", quote(q, sizeof q, user, un));
 	else
-		rc = accept_(res, u->user, "basic user '%s'", quote(q, sizeof q, user, un));
+		rc = admit(res, u->user, "basic user '%s'", quote(q, sizeof q, user, un));
 out_wipe:
 	OPENSSL_cleanse(dec, sizeof dec);
 	return rc;
@@ -1300,7 +1302,7 @@ static int check_jwt(const struct edge_auth *a, const char *tok, size_t n, time_
 	const cJSON *sub = cJSON_GetObjectItemCaseSensitive(claims, "sub");
 	const char *id = cJSON_IsString(sub) ? sub->valuestring : "";
 	res->claims_json = json;
-	rc = accept_(res, id, "jwt %s sub '%s' from %s", ai->name, quote(q, sizeof q, id, strlen(id)),
+	rc = admit(res, id, "jwt %s sub '%s' from %s", ai->name, quote(q, sizeof q, id, strlen(id)),
 		     src);
 out:
 	cJSON_Delete(hdr);
@@ -1335,7 +1337,7 @@ static int check_token(const struct edge_auth *a, const char *tok, size_t n, tim
 		if (hit) {
 			char q[80];
 			res->method = "bearer";
-			return accept_(res, hit->subject, "bearer token of line %u (subject '%s') from %s",
+			return admit(res, hit->subject, "bearer token of line %u (subject '%s') from %s",
 				       hit->line, quote(q, sizeof q, hit->subject, strlen(hit->subject)),
 				       src);
 		}
