@@ -171,17 +171,23 @@ static bool token_is_addr(const char *tok, size_t n, void *arg)
 	const struct sockaddr_storage *c = arg;
 	char s[64];
 	uint8_t a[16];
-	if (n >= sizeof s)
-		return false;
-	memcpy(s, tok, n);
-	s[n] = '\0';
-	char *colon = strchr(s, ':');
-	if (colon && !strchr(colon + 1, ':'))
-		*colon = '\0'; /* "a.b.c.d:port" */
-	if (c->ss_family == AF_INET)
+	if (c->ss_family == AF_INET) {
+		/* "a.b.c.d" or "a.b.c.d:port" (the port may be long: "_obf"). */
+		const char *colon = memchr(tok, ':', n);
+		if (colon && memchr(colon + 1, ':', n - (size_t)(colon - tok) - 1))
+			return false;
+		size_t an = colon ? (size_t)(colon - tok) : n;
+		if (an >= sizeof s)
+			return false;
+		memcpy(s, tok, an);
+		s[an] = '\0';
 		return inet_pton(AF_INET, s, a) == 1 &&
 		       memcmp(a, &((const struct sockaddr_in *)c)->sin_addr, 4) == 0;
-	/* A token such as ":4711" never parses; the address itself does. */
+	}
+	/* Brackets are separators: the token is the address itself (a token
+	 * such as ":4711" never parses). */
+	if (n >= sizeof s)
+		return false;
 	memcpy(s, tok, n);
 	s[n] = '\0';
 	return inet_pton(AF_INET6, s, a) == 1 && memcmp(a, &((const struct sockaddr_in6 *)c)->sin6_addr, 16) == 0;

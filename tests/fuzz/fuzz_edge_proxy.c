@@ -292,6 +292,23 @@ static void check_accepted(const uint8_t *data, size_t size, ssize_t r, const st
 		CHECK(size >= 16 && r == 16 + (data[14] << 8 | data[15]) && r <= EDGE_PROXY_V2_MAX,
 		      "v2 header of %zd bytes", r);
 	}
+	/* edge_proxy_tlv_find gives the first TLV of a type, or NULL. */
+	uint8_t type = data[size - 1];
+	size_t flen;
+	const uint8_t *fv = edge_proxy_tlv_find(res, type, &flen);
+	const uint8_t *first = NULL;
+	size_t first_len = 0;
+	for (size_t off = 0; res->tlvs.p && off < res->tlvs.n;) {
+		const uint8_t *t = res->tlvs.p + off;
+		size_t l = (size_t)t[1] << 8 | t[2];
+		CHECK(off + 3 + l <= res->tlvs.n, "TLVs do not tile their area");
+		if (t[0] == type && !first) {
+			first = t + 3;
+			first_len = l;
+		}
+		off += 3 + l;
+	}
+	CHECK(fv == first && (fv ? flen == first_len : flen == 0), "tlv_find(0x%02x) is not the first such TLV", type);
 	/* Trailing bytes change nothing. */
 	if ((size_t)r < size) {
 		struct edge_proxy_result again;
