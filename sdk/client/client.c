@@ -1778,7 +1778,7 @@ MBGW_CLIENT_API int mbgw_client_send(struct mbgw_client *c, int type, const void
 {
 	if (!c || (type != MBGW_CLIENT_TEXT && type != MBGW_CLIENT_BINARY) || (!data && len))
 		return MBGW_C_E_INVAL;
-	if (type == MBGW_CLIENT_TEXT && !ws_utf8_valid(data, len))
+	if (type == MBGW_CLIENT_TEXT && len && !ws_utf8_valid(data, len))
 		return MBGW_C_E_INVAL;
 	switch (c->state) {
 	case MBGW_CLIENT_OPEN:
@@ -1829,7 +1829,7 @@ MBGW_CLIENT_API int mbgw_client_close(struct mbgw_client *c, int code, const cha
 		return MBGW_C_E_INVAL;
 	size_t rl = reason ? strlen(reason) : 0;
 	if (code < 0 || code > 0xFFFF || !ws_close_code_valid((uint16_t)code) || rl > 123 ||
-	    (reason && !ws_utf8_valid((const uint8_t *)reason, rl)))
+	    (rl && !ws_utf8_valid((const uint8_t *)reason, rl)))
 		return MBGW_C_E_INVAL;
 	if (timeout_ms != 0 && c->in_cb)
 		return MBGW_C_E_STATE;

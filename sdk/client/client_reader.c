@@ -125,6 +125,10 @@ size_t cl_reader_next(struct cl_reader *r, const uint8_t *p, size_t n, struct cl
 		r->compressed = compressed;
 		r->msg.len = 0;
 		ws_utf8_init(&r->utf8);
+		/* msg.data is never NULL from here on, even for an empty
+		 * message (the codecs take no NULL pointers). */
+		if (buf_reserve(&r->msg, 1) < 0)
+			return error(ev, WS_CLOSE_INTERNAL, "Out of memory");
 	}
 	if (compressed) {
 		int rc = ws_deflate_inflate_feed(r->deflate, pl, len, (size_t)r->max_msg, &r->msg);

@@ -438,6 +438,12 @@ Test(reader, compressed_messages)
 	ws_deflate_free(&client);
 	cr_assert_eq(ws_deflate_init(&client, &cfg, &sp), 0);
 	cr_assert_str_eq(one(b, n, 5000, &client), "E1002;");
+	/* an empty compressed text message (fuzz regression: no NULL data
+	 * reaches the UTF-8 check) */
+	n = frame(b, true, WS_RSV1, WS_OP_TEXT, "", 0);
+	ws_deflate_free(&client);
+	cr_assert_eq(ws_deflate_init(&client, &cfg, &sp), 0);
+	cr_assert_str_eq(one(b, n, 5000, &client), "M1:;");
 	/* garbage */
 	n = frame(b, true, WS_RSV1, WS_OP_BINARY, "\xff\xff\xff\xff", 4);
 	ws_deflate_free(&client);
