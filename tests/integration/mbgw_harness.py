@@ -715,3 +715,92 @@ class WireTap:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+# --- the edge: client addresses, metrics (issue 5) ---------------------------
+
+def connect_from(port, source, host="127.0.0.1", timeout=5):
+    """A TCP connection to host:port from the local address `source`.
+    Every 127.x.y.z address is on the loopback interface, so binding to
+    127.0.0.2 makes a second client address without any set-up."""
+    s = socket.create_connection((host, port), timeout=timeout, source_address=(source, 0))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+class BoundClient(Client):
+    """The raw WebSocket Client, connecting from the local address
+    `source` (e.g. "127.0.0.2")."""
+
+    def __init__(self, port, source, path="/ws", headers=None, timeout=5, host="127.0.0.1",
+                 handshake=True):
+        self.sock = connect_from(port, source, host, timeout)
+        self.timeout = timeout
+        self.buf = b""
+        self.status = None
+        self.response_headers = {}
+        if handshake:
+            self.handshake(path, headers)
+
+
+class Metrics:
+    """A /metrics scrape parsed by an independent parser (Debian's
+    python3-prometheus-client text parser, which raises on anything that
+    is not valid exposition text)."""
+
+    def __init__(self, text):
+        from prometheus_client.parser import text_string_to_metric_families
+        self.text = text
+        self.families = {}
+        self.samples = {}
+        for fam in text_string_to_metric_families(text):
+            self.families[fam.name] = fam
+            for s in fam.samples:
+                key = (s.name, frozenset(s.labels.items()))
+                assert key not in self.samples, "sample %s%r repeated" % (s.name, s.labels)
+                self.samples[key] = s.value
+        # Names declared by "# TYPE" (a labelled family may have no
+        # series yet, e.g. per-route counters before the first connection).
+        self.names = {k[0] for k in self.samples}
+        for line in text.splitlines():
+            if line.startswith("# TYPE "):
+                base = line.split()[2]
+                self.names |= {base, base + "_total", base + "_bucket", base + "_sum", base + "_count"}
+
+    def get(self, name, **labels):
+        """The value of the sample `name` with exactly these labels; 0 when
+        the metric exists but this label set is absent (mbgw omits some
+        zero series). A name that never appears is an error (a typo in a
+        test must not read as 0)."""
+        if name not in self.names:
+            raise KeyError("no metric %s in the scrape" % name)
+        return self.samples.get((name, frozenset(labels.items())), 0)
+
+    def series(self, name):
+        """{frozenset(labels): value} of every sample called name."""
+        return {k[1]: v for k, v in self.samples.items() if k[0] == name}
+
+
+def scrape_metrics(port, path="/metrics", host="127.0.0.1"):
+    """GET /metrics, checked to be 200 with the exposition content type,
+    and parsed (Metrics)."""
+    r = http_get(port, path)
+    assert r.status == 200, r
+    ctype = r.header("Content-Type") or ""
+    assert ctype.startswith("text/plain; version=0.0.4"), ctype
+    return Metrics(r.body.decode("utf-8"))
+
+
+def wait_metric(port, name, want, timeout=5, **labels):
+    """Scrapes until metric name{labels} == want (counters of closed
+    connections are updated when the worker has reaped them). Returns the
+    last scrape; fails with the value seen when the bound passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = scrape_metrics(port)
+        got = m.get(name, **labels)
+        if got == want:
+            return m
+        if time.monotonic() > deadline:
+            raise AssertionError("%s%r is %r, expected %r" % (name, labels, got, want))
+        time.sleep(0.05)
