@@ -82,6 +82,19 @@ static const struct key_def route_keys[] = {
 	{ "keep_headers", K_HEADERS, R(keep_headers), 0, 0, "request header names such as User-Agent, X-Request-Id" },
 	{ "origins", K_STRING, R(origins), 0, 0, "allowed Origin values such as https://example.com, https://*.example.com" },
 	{ "allow_missing_origin", K_BOOL, R(allow_missing_origin), 0, 0, "yes or no" },
+	{ "auth", K_STRING, R(auth), 0, 0, "basic, bearer and/or jwt, e.g. jwt" },
+	{ "auth_realm", K_STRING, R(auth_realm), 0, 0, "a realm such as mbgw" },
+	{ "auth_basic_file", K_STRING, R(auth_basic_file), 0, 0, "a file of user:crypt-hash lines" },
+	{ "auth_bearer_file", K_STRING, R(auth_bearer_file), 0, 0, "a file of tokens, one per line" },
+	{ "jwt_algorithms", K_STRING, R(jwt_algorithms), 0, 0, "e.g. RS256 or HS256, ES256" },
+	{ "jwt_secret_file", K_STRING, R(jwt_secret_file), 0, 0, "a file holding the HS* secret" },
+	{ "jwt_public_key", K_STRING, R(jwt_public_key), 0, 0, "a PEM public key or certificate" },
+	{ "jwt_issuer", K_STRING, R(jwt_issuer), 0, 0, "the required iss" },
+	{ "jwt_audience", K_STRING, R(jwt_audience), 0, 0, "the required aud" },
+	{ "jwt_leeway", K_DURATION, R(jwt_leeway_ms), 0, 86400000, "a duration such as 60s" },
+	{ "jwt_exp_optional", K_BOOL, R(jwt_exp_optional), 0, 0, "yes or no" },
+	{ "auth_query_param", K_STRING, R(auth_query_param), 0, 0, "a query parameter such as access_token" },
+	{ "auth_cookie", K_STRING, R(auth_cookie), 0, 0, "a cookie name such as mbgw_token" },
 	{ "compression", K_BOOL, R(compression), 0, 0, "yes or no" },
 	{ "compression_mem_level", K_UINT, R(compression_mem_level), 1, 9, "a zlib memLevel from 1 to 9" },
 	{ "compression_window_bits", K_UINT, R(compression_window_bits), 8, 15, "8 to 15" },
@@ -171,6 +184,11 @@ static void route_free(struct conf_route *r)
 	free(r->plugin);
 	free(r->settings);
 	free(r->origins);
+	char **auth_strs[] = { &r->auth, &r->auth_realm, &r->auth_basic_file, &r->auth_bearer_file,
+			       &r->jwt_algorithms, &r->jwt_secret_file, &r->jwt_public_key, &r->jwt_issuer,
+			       &r->jwt_audience, &r->auth_query_param, &r->auth_cookie };
+	for (size_t i = 0; i < sizeof auth_strs / sizeof auth_strs[0]; i++)
+		free(*auth_strs[i]);
 	for (size_t i = 0; i < r->nsubprotocols; i++)
 		free(r->subprotocols[i]);
 	for (size_t i = 0; i < r->ntypes; i++)
@@ -714,6 +732,7 @@ static void open_section(struct parser *ps, char *name)
 		memset(ps->route, 0, sizeof *ps->route);
 		ps->route->name = xstrdup(arg);
 		ps->route->allow_missing_origin = true;
+		ps->route->jwt_leeway_ms = 60000;
 		snprintf(ps->route->where, sizeof ps->route->where, "%s:%d", ps->file, ps->line);
 		memset(ps->route_seen, 0, sizeof ps->route_seen);
 		ps->section = SEC_ROUTE;

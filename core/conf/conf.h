@@ -72,6 +72,20 @@ struct conf_route {
 	char *keep_headers[CONF_MAX_TYPES];  /* request headers kept for plugins */
 	size_t nkeep_headers;
 	char *origins;                   /* allowed Origin values; NULL: any */
+	/* authentication at upgrade (core/edge/edge_auth.h) */
+	char *auth;                      /* "basic, bearer, jwt" (any subset); NULL: none */
+	char *auth_realm;
+	char *auth_basic_file;
+	char *auth_bearer_file;
+	char *jwt_algorithms;
+	char *jwt_secret_file;
+	char *jwt_public_key;
+	char *jwt_issuer;
+	char *jwt_audience;
+	uint64_t jwt_leeway_ms;
+	bool jwt_exp_optional;
+	char *auth_query_param;
+	char *auth_cookie;
 	bool allow_missing_origin;
 	/* compression overrides; a bit of `compression_set` says which */
 	bool compression;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "edge/edge_auth.h"
 #include "msg/msg_decode.h"
 #include "plugin/plugin_host.h"
 #include "util/util_log.h"
@@ -76,8 +77,69 @@ static void release_insts(struct route_table *t)
 			plugin_host_instance_unref(t->routes[i].inst);
 }
 
+static void free_auth(struct route_table *t)
+{
+	for (size_t i = 0; i < t->nroutes; i++)
+		if (t->routes[i].auth)
+			edge_auth_free(t->routes[i].auth);
+}
+
+/* Loads a route's credentials (files are read now, so a reload picks up
+ * new users, tokens and keys). Returns 0, or -1 with an error appended. */
+static int load_auth(struct route *rt, const char *conf_dir, struct buf *errs)
+{
+	const struct conf_route *r = rt->conf;
+	if (!r->auth)
+		return 0;
+	struct edge_auth_config ac = { 0 };
+	char list[256];
+	snprintf(list, sizeof list, "%s", r->auth);
+	for (char *save = NULL, *tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		if (strcmp(tok, "basic") == 0)
+			ac.methods |= EDGE_AUTH_BASIC;
+		else if (strcmp(tok, "bearer") == 0)
+			ac.methods |= EDGE_AUTH_BEARER;
+		else if (strcmp(tok, "jwt") == 0)
+			ac.methods |= EDGE_AUTH_JWT;
+		else {
+			add_err(errs, r->where, "route '%s': auth: unknown method '%s' (expected basic, bearer or jwt)",
+				r->name, tok);
+			return -1;
+		}
+	}
+	/* Relative files are relative to the configuration directory. */
+	char p[6][4096];
+	const char *files[6] = { r->auth_basic_file, r->auth_bearer_file, r->jwt_secret_file, r->jwt_public_key,
+				 NULL, NULL };
+	for (int i = 0; i < 4; i++)
+		if (files[i] && files[i][0] != '/') {
+			snprintf(p[i], sizeof p[i], "%s/%s", conf_dir, files[i]);
+			files[i] = p[i];
+		}
+	ac.realm = r->auth_realm;
+	ac.basic_file = files[0];
+	ac.bearer_file = files[1];
+	ac.jwt_secret_file = files[2];
+	ac.jwt_public_key = files[3];
+	ac.jwt_algorithms = r->jwt_algorithms;
+	ac.jwt_issuer = r->jwt_issuer;
+	ac.jwt_audience = r->jwt_audience;
+	ac.jwt_leeway_s = (uint32_t)(r->jwt_leeway_ms / 1000);
+	ac.jwt_exp_optional = r->jwt_exp_optional;
+	ac.token_query_param = r->auth_query_param;
+	ac.token_cookie = r->auth_cookie;
+	char err[600];
+	if (edge_auth_load(&ac, &rt->auth, err, sizeof err) != 0) {
+		add_err(errs, r->where, "route '%s': auth: %s", r->name, err);
+		rt->auth = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 static void table_free(struct route_table *t)
 {
+	free_auth(t);
 	pthread_mutex_lock(&g_lock);
 	for (struct route_table **pp = &g_live; *pp; pp = &(*pp)->next_live) {
 		if (*pp == t) {
@@ -135,6 +197,10 @@ struct route_table *route_table_build(struct conf *conf, const char *conf_dir,
 		char file[PATH_MAX];
 		plugin_file(r, conf_dir, t->plugin_dir, file, sizeof file);
 
+		if (load_auth(rt, conf_dir, errs) < 0) {
+			failures++;
+			continue;
+		}
 		struct mbgw_instance *reuse = find_reusable(prev, r, file);
 		if (reuse) {
 			plugin_host_instance_ref(reuse);

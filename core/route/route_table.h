@@ -57,9 +57,12 @@ struct mbgw_instance {
 	pthread_mutex_t lock;
 };
 
+struct edge_auth;
+
 struct route {
 	const struct conf_route *conf;  /* inside the table's conf */
 	struct mbgw_instance *inst;
+	struct edge_auth *auth;         /* credentials checked at upgrade, NULL if none */
 	/* set when a reload removed this route: connections still using it
 	 * are closed with 1001 once the monotonic clock passes this (ms) */
 	atomic_ullong removed_deadline_ms;

@@ -160,6 +160,8 @@ void conn_free(struct conn *c)
 	outq_free(&c->out);
 	free(c->head);
 	free(c->query);
+	free(c->identity);
+	free(c->auth_claims);
 	free(c->close_reason);
 	free(c);
 }
@@ -489,9 +491,10 @@ static size_t handle_http(struct conn *c)
 		return (size_t)n;
 	}
 	const char *subprotocol = NULL, *reason = NULL;
-	int status = dispatch_upgrade(c, &req, &subprotocol, &reason);
+	char extra[400];
+	int status = dispatch_upgrade(c, &req, &subprotocol, &reason, extra, sizeof extra);
 	if (status != 101) {
-		http_reject(c, status, reason, &req);
+		conn_http_reject(c, status, reason, &req, extra[0] ? extra : NULL);
 		return (size_t)n;
 	}
 	char ext[WS_DEFLATE_RESPONSE_MAX] = "";
@@ -512,9 +515,9 @@ static size_t handle_http(struct conn *c)
 	const struct http_header *ua = http_find_header(&req, "User-Agent");
 	if (cf(c)->access_log)
 		log_msg(LOG_INFO, c->id, "open remote=%s path=%.*s route=%s subprotocol=%s tls=%d deflate=%d "
-		"status=101 duration_ms=%llu user_agent=\"%.*s\"",
+		"identity=%s status=101 duration_ms=%llu user_agent=\"%.*s\"",
 		c->peer, (int)(req.path.n > 200 ? 200 : req.path.n), req.path.p, c->routes[0]->conf->name,
-		subprotocol ? subprotocol : "-", c->ssl != NULL, c->pmd != NULL,
+		subprotocol ? subprotocol : "-", c->ssl != NULL, c->pmd != NULL, c->identity ? c->identity : "-",
 		(unsigned long long)(c->w->now_ms - c->accepted_ms),
 		ua ? (int)(ua->value.n > 120 ? 120 : ua->value.n) : 0, ua ? ua->value.p : "");
 	dispatch_open(c);
@@ -1143,6 +1146,12 @@ int conn_attr(struct conn *c, const char *name, char *out, size_t cap)
 				      : MBGW_E_NOTFOUND;
 	if (strcmp(name, "remote_addr") == 0)
 		return copy_attr(c->peer, strlen(c->peer), out, cap);
+	if (strcmp(name, "identity") == 0)
+		return c->identity ? copy_attr(c->identity, strlen(c->identity), out, cap) : MBGW_E_NOTFOUND;
+	if (strcmp(name, "auth_method") == 0)
+		return c->auth_method ? copy_attr(c->auth_method, strlen(c->auth_method), out, cap) : MBGW_E_NOTFOUND;
+	if (strcmp(name, "auth_claims") == 0)
+		return c->auth_claims ? copy_attr(c->auth_claims, strlen(c->auth_claims), out, cap) : MBGW_E_NOTFOUND;
 	if (strcmp(name, "scheme") == 0)
 		return copy_attr(c->scheme, strlen(c->scheme), out, cap);
 	if (strcmp(name, "tls_client_subject") == 0) {

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "msg/msg_decode.h"
+#include "edge/edge_auth.h"
 #include "plugin/plugin_host.h"
 #include "server/limits.h"
 #include "util/util_log.h"
@@ -116,8 +117,9 @@ static bool origin_allowed(const char *patterns, struct http_str origin)
 }
 
 int dispatch_upgrade(struct conn *c, const struct http_request *req, const char **subprotocol,
-		     const char **reason)
+		     const char **reason, char *extra, size_t extra_cap)
 {
+	extra[0] = 0;
 	const char *refused = NULL;
 	struct route_table *t = NULL;
 	c->nroutes = route_table_match(req->path.p, req->path.n, offered, (void *)req, c->routes,
@@ -155,6 +157,33 @@ int dispatch_upgrade(struct conn *c, const struct http_request *req, const char 
 		return 429;
 	}
 
+	/* Authentication: every route of the connection that asks for it
+	 * must accept. The reason goes to the log, never to the client. */
+	for (size_t i = 0; i < c->nroutes; i++) {
+		if (!c->routes[i]->auth)
+			continue;
+		struct edge_auth_result ar;
+		int st = edge_auth_check(c->routes[i]->auth, req, time(NULL), &ar);
+		if (st != 0) {
+			log_msg(LOG_INFO, c->id, "authentication failed for %s on route %s: %s", c->peer,
+				c->routes[i]->conf->name, ar.reason);
+			free(ar.claims_json);
+			if (ar.www_authenticate[0])
+				snprintf(extra, extra_cap, "WWW-Authenticate: %s\r\n", ar.www_authenticate);
+			c->reject_as = REJ_AUTH + 1;
+			*reason = st == 400 ? "Malformed credentials" : st == 401 ? "Authentication required"
+								       : "Authentication failed";
+			return st == 400 || st == 401 ? st : 500;
+		}
+		if (!c->identity) {
+			c->identity = strdup(ar.identity);
+			c->auth_method = ar.method;
+			c->auth_claims = ar.claims_json;
+		} else {
+			free(ar.claims_json);
+		}
+	}
+
 	struct upgrade_ctx u = { .req = req };
 	u.up.size = sizeof u.up;
 	u.up.path = c->routes[0]->conf->path; /* routes match the path exactly */
@@ -162,6 +191,9 @@ int dispatch_upgrade(struct conn *c, const struct http_request *req, const char 
 	u.up.remote_addr = c->peer;
 	u.up.subprotocol = *subprotocol;
 	u.up.header = upgrade_header;
+	u.up.identity = c->identity;
+	u.up.auth_method = c->auth_method;
+	u.up.auth_claims = c->auth_claims;
 	for (size_t i = 0; i < c->nroutes; i++) {
 		struct mbgw_instance *in = c->routes[i]->inst;
 		if (!in->desc->verify)

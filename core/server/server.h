@@ -131,6 +131,9 @@ struct conn {
 	size_t ngroups, groups_cap;
 	char *head;                     /* kept request headers, "Name: value\n"... */
 	char *query;                    /* NULL when the request had none */
+	char *identity;                 /* accepted by the route's auth, NULL if none */
+	char *auth_claims;              /* JWT claims (JSON), NULL if none */
+	const char *auth_method;        /* static, NULL if none */
 
 	const char *subprotocol;        /* borrowed from the route table */
 	char peer[64];
@@ -259,7 +262,7 @@ bool dispatch_path_exists(const char *path, size_t len);
 /* Chooses the routes for an upgrade request and runs verify callbacks.
  * Returns 101 (and fills *subprotocol) or an HTTP status with *reason. */
 int dispatch_upgrade(struct conn *c, const struct http_request *req, const char **subprotocol,
-		     const char **reason);
+		     const char **reason, char *extra, size_t extra_cap);
 /* Runs open callbacks (after the 101 answer is queued). */
 void dispatch_open(struct conn *c);
 /* Handles one complete data message. */

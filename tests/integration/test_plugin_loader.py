@@ -161,7 +161,7 @@ def test_abi_v2_entry_symbol():
 def test_abi_major_2_behind_v1_symbol():
     p = test_plugin("bad_abi_major2")
     text = expect_refused(route_conf(p), ["plugin file %s: unsupported plugin ABI 2.0" % p,
-                                          "this host speaks ABI 1.0"])
+                                          "this host speaks ABI 1.1"])
     # Its init traps: reaching it would have killed the process.
     assert "core dumped" not in text
 

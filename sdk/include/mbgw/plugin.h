@@ -70,7 +70,7 @@ extern "C" {
 
 /* ABI version this header describes. */
 #define MBGW_ABI_MAJOR 1
-#define MBGW_ABI_MINOR 0
+#define MBGW_ABI_MINOR 1
 
 /* The entry symbol, with the major version in its name. */
 #define MBGW_PLUGIN_ENTRY mbgw_plugin_v1
@@ -162,6 +162,13 @@ struct mbgw_upgrade {
 	 * NULL if absent. */
 	const char *(*header)(const struct mbgw_upgrade *req, const char *name, size_t *len);
 	const void *host_private;
+	/* Since 1.1 (check size): who the route's authentication (conf.d
+	 * `auth`) accepted, NUL-terminated, or NULL when the route has none:
+	 * the user name, token subject or JWT "sub"; the method ("basic",
+	 * "bearer", "jwt"); and for a JWT its claims as a JSON object. */
+	const char *identity;
+	const char *auth_method;
+	const char *auth_claims;
 };
 
 /* What verify answers: MBGW_OK to accept, or fill status (e.g. 401, 403)
@@ -245,8 +252,10 @@ struct mbgw_host {
 	/* Connection attributes, copied NUL-terminated into out[cap]:
 	 * "path", "query", "subprotocol", "remote_addr", "route", "scheme"
 	 * ("ws" or "wss"), "tls_client_subject" (a verified client
-	 * certificate's subject), and "header:<Name>" for a request header
-	 * the route keeps (route key keep_headers). Only on the
+	 * certificate's subject), "identity", "auth_method" and "auth_claims"
+	 * (what the route's authentication accepted; since 1.1), and
+	 * "header:<Name>" for a request header the route keeps (route key
+	 * keep_headers). Only on the
 	 * connection's worker thread. Returns the length (>= 0),
 	 * MBGW_E_NOTFOUND, MBGW_E_RANGE (out too small), MBGW_E_NOCONN,
 	 * MBGW_E_THREAD. Since 1.0. */
