@@ -470,9 +470,11 @@ int main(int argc, char **argv)
 	const char **headers = calloc((size_t)argc, sizeof *headers);
 	const char **protos = calloc((size_t)argc, sizeof *protos);
 	k.execute = calloc((size_t)argc, sizeof *k.execute);
+	int exit_code = EXIT_OK;
 	if (!headers || !protos || !k.execute) {
 		error_msg("out of memory");
-		return EXIT_USAGE;
+		exit_code = EXIT_USAGE;
+		goto out_free;
 	}
 	int opt;
 	double d;
@@ -512,32 +514,32 @@ int main(int argc, char **argv)
 			break;
 		case OPT_BACKOFF_INITIAL:
 			if (!parse_seconds(optarg, &d) || d < 0.001)
-				return bad_value("--backoff-initial", optarg);
+				{ exit_code = bad_value("--backoff-initial", optarg); goto out_free; }
 			o.backoff_initial_ms = (uint32_t)(d * 1000);
 			break;
 		case OPT_BACKOFF_MAX:
 			if (!parse_seconds(optarg, &d) || d < 0.001 || d > 86400)
-				return bad_value("--backoff-max", optarg);
+				{ exit_code = bad_value("--backoff-max", optarg); goto out_free; }
 			o.backoff_max_ms = (uint32_t)(d * 1000);
 			break;
 		case OPT_MAX_ATTEMPTS:
 			if (!parse_ulong(optarg, UINT32_MAX, &ul))
-				return bad_value("--max-attempts", optarg);
+				{ exit_code = bad_value("--max-attempts", optarg); goto out_free; }
 			o.max_attempts = (uint32_t)ul;
 			break;
 		case OPT_PING:
 			if (!parse_seconds(optarg, &d) || d > 86400)
-				return bad_value("--ping-interval", optarg);
+				{ exit_code = bad_value("--ping-interval", optarg); goto out_free; }
 			o.ping_interval_ms = (int32_t)(d * 1000);
 			break;
 		case OPT_PONG:
 			if (!parse_seconds(optarg, &d) || d < 0.001 || d > 86400)
-				return bad_value("--pong-timeout", optarg);
+				{ exit_code = bad_value("--pong-timeout", optarg); goto out_free; }
 			o.pong_timeout_ms = (int32_t)(d * 1000);
 			break;
 		case OPT_CONNECT_TIMEOUT:
 			if (!parse_seconds(optarg, &d) || d < 0.001 || d > 86400)
-				return bad_value("--connect-timeout", optarg);
+				{ exit_code = bad_value("--connect-timeout", optarg); goto out_free; }
 			o.connect_timeout_ms = (int32_t)(d * 1000);
 			break;
 		case 'x':
@@ -545,12 +547,12 @@ int main(int argc, char **argv)
 			break;
 		case 'w':
 			if (!parse_seconds(optarg, &k.wait_s))
-				return bad_value("--wait", optarg);
+				{ exit_code = bad_value("--wait", optarg); goto out_free; }
 			k.wait_set = true;
 			break;
 		case 'n':
 			if (!parse_ulong(optarg, 1000000000, &ul))
-				return bad_value("--count", optarg);
+				{ exit_code = bad_value("--count", optarg); goto out_free; }
 			k.count = (long)ul;
 			break;
 		case 'b':
@@ -570,23 +572,27 @@ int main(int argc, char **argv)
 			break;
 		case OPT_MAX_SIZE:
 			if (!parse_size(optarg, &o.max_message_size))
-				return bad_value("--max-size", optarg);
+				{ exit_code = bad_value("--max-size", optarg); goto out_free; }
 			break;
 		case 'h':
 			usage(stdout);
-			return EXIT_OK;
+			exit_code = EXIT_OK;
+			goto out_free;
 		case 'V':
 			printf("mbgw-cat (libmbgw-client %d.%d)\n", MBGW_CLIENT_VERSION_MAJOR, MBGW_CLIENT_VERSION_MINOR);
-			return EXIT_OK;
+			exit_code = EXIT_OK;
+			goto out_free;
 		default:
 			usage(stderr);
-			return EXIT_USAGE;
+			exit_code = EXIT_USAGE;
+			goto out_free;
 		}
 	}
 	if (optind != argc - 1) {
 		error_msg(optind >= argc ? "no URL given" : "one URL only");
 		usage(stderr);
-		return EXIT_USAGE;
+		exit_code = EXIT_USAGE;
+		goto out_free;
 	}
 	if (o.backoff_max_ms < o.backoff_initial_ms)
 		o.backoff_max_ms = o.backoff_initial_ms;
@@ -610,7 +616,8 @@ int main(int argc, char **argv)
 	int rc = mbgw_client_new(&o, &k.c, err, sizeof err);
 	if (rc < 0) {
 		error_msg("%s", *err ? err : mbgw_client_strerror(rc));
-		return EXIT_USAGE;
+		exit_code = EXIT_USAGE;
+		goto out_free;
 	}
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -620,7 +627,6 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	rc = mbgw_client_connect(k.c);
-	int exit_code = EXIT_OK;
 	bool stop = false;
 	while (!stop && rc == 0) {
 		if (got_signal) {
@@ -699,6 +705,7 @@ int main(int argc, char **argv)
 		}
 	}
 	mbgw_client_free(k.c);
+out_free:
 	free(k.line);
 	free(headers);
 	free(protos);
