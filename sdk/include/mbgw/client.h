@@ -17,7 +17,8 @@
  *       mbgw_client_options_init(&o);
  *       o.url = "ws://127.0.0.1:8080/ws";
  *       struct mbgw_client *c;
- *       if (mbgw_client_new(&o, &c) < 0) ...
+ *       char err[256];
+ *       if (mbgw_client_new(&o, &c, err, sizeof err) < 0) ...
  *       if (mbgw_client_open(c, 5000) < 0)
  *               fprintf(stderr, "%s\n", mbgw_client_last_error(c));
  *       mbgw_client_send(c, MBGW_CLIENT_TEXT, "hello", 5);
