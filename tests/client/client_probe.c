@@ -6,11 +6,13 @@
  *     --max-attempts N --queue-max N --ping MS --pong MS --connect-timeout MS
  *     --compress --ca FILE --insecure --proto NAME --on-open MSG (sent by
  *     on_open at every (re)connection: the re-subscription) --lifetime MS
- *     --request-timeout MS
+ *     --request-timeout MS --fragment BYTES --max-size BYTES
  *
  * Commands on stdin, one per line:
  *   send TEXT          mbgw_client_send (prints "sent rc=N"); \\n is a newline
  *   request TYPE JSON  mbgw_client_request_async (prints "reply rc=N ...")
+ *   sendbig N          one text message of N bytes a..z repeated
+ *   pending            mbgw_client_pending
  *   ping               mbgw_client_ping
  *   close              mbgw_client_close(1000) (the loop goes on until closed)
  *   quit               exit now
@@ -140,6 +142,16 @@ static void command(struct mbgw_client *c, char *line, int req_timeout, int *qui
 		uint64_t id = 0;
 		int rc = mbgw_client_request_async(c, type, sp, req_timeout, on_reply, NULL, &id);
 		ev("requested rc=%d id=%llu", rc, (unsigned long long)id);
+	} else if (!strncmp(line, "sendbig ", 8)) {
+		/* sendbig N: one text message of N bytes ('a'..'z' repeated) */
+		size_t n = (size_t)atol(line + 8);
+		char *m = malloc(n + 1);
+		for (size_t i = 0; m && i < n; i++)
+			m[i] = (char)('a' + i % 26);
+		ev("sent rc=%d", m ? mbgw_client_send(c, MBGW_CLIENT_TEXT, m, n) : -2);
+		free(m);
+	} else if (!strcmp(line, "pending")) {
+		ev("pending %zu", mbgw_client_pending(c));
 	} else if (!strcmp(line, "ping")) {
 		ev("pinged rc=%d", mbgw_client_ping(c, "p", 1));
 	} else if (!strcmp(line, "close")) {
@@ -190,6 +202,10 @@ int main(int argc, char **argv)
 			o.connect_timeout_ms = (int32_t)atol(ARG());
 		else if (!strcmp(a, "--compress"))
 			o.compress = 1;
+		else if (!strcmp(a, "--fragment"))
+			o.fragment_size = (uint32_t)atol(ARG());
+		else if (!strcmp(a, "--max-size"))
+			o.max_message_size = (uint64_t)atoll(ARG());
 		else if (!strcmp(a, "--ca"))
 			o.ca_file = ARG();
 		else if (!strcmp(a, "--insecure"))

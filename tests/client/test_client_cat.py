@@ -275,6 +275,35 @@ def test_heartbeat_keeps_a_live_connection():
         assert r.rc == 0 and r.out == "x\n", r
 
 
+def test_fragmented_and_large_messages_with_ping():
+    """The library fragments what it sends (fragment_size), mbgw
+    reassembles and echoes it (fragmented again by its own fragment_size),
+    and the library reassembles that; with and without compression. An
+    explicit ping gets its pong."""
+    n = 300000
+    want = "".join(chr(ord("a") + i % 26) for i in range(n))
+    with Server(routes=ROUTES, server_extra="fragment_size = 16KiB") as s:
+        for extra in ([], ["--compress"]):
+            with Probe(["--fragment", "1000"] + extra + [s.url()]) as p:
+                p.wait("open")
+                p.cmd("sendbig %d" % n)
+                _, line = p.wait("message text", timeout=10)
+                assert line == "message text " + want, (extra, len(line))
+                p.cmd("ping")
+                p.wait("pong")
+                p.cmd("pending")
+                _, line = p.wait("pending")
+                assert line == "pending 0", line
+        # A limit below the echo's size fails the connection with 1009.
+        with Probe(["--max-size", "100000", s.url()]) as p:
+            p.wait("open")
+            p.cmd("sendbig %d" % n)
+            _, line = p.wait("disconnect")
+            assert line.startswith("disconnect code=1006 reconnect=0"), line
+            _, line = p.wait("closed")
+            assert "exceeds the maximum of 100000" in line and "closing with 1009" in line, line
+
+
 def test_usage_and_help():
     r = cat(["--help"])
     assert r.rc == 0 and "Usage: mbgw-cat" in r.out and "Exit status" in r.out, r
@@ -349,5 +378,6 @@ if __name__ == "__main__":
                test_max_size, test_exit_connect_refused, test_exit_handshake_rejected,
                test_exit_closed_with_error_code, test_exit_abnormal_when_server_dies,
                test_handshake_timeout, test_heartbeat_detects_deaf_server,
-               test_heartbeat_keeps_a_live_connection, test_usage_and_help, test_ipv6_and_dns,
+               test_heartbeat_keeps_a_live_connection, test_fragmented_and_large_messages_with_ping,
+               test_usage_and_help, test_ipv6_and_dns,
                test_interactive_terminal])
