@@ -10,7 +10,9 @@
    mbgw.service runs it) with a private TMPDIR: `mbgw check`, then the
    server on a free loopback port, talked to with python3-websockets;
    the plugin template from libmbgw-dev built against the unpacked SDK only
-   and hot-loaded with SIGHUP.
+   and hot-loaded with SIGHUP; when the tree has the client library, the
+   packaged mbgw-cat and a client program built against the packaged
+   libmbgw-client (pkg-config and CMake) talk to the server too.
 
 Maintainer scripts are not run (that needs a whole Debian root); their
 syntax is checked with `sh -n`.
@@ -117,6 +119,38 @@ def test_file_lists_and_control():
             assert a.read() == b.read(), "the packaged unit differs from packaging/mbgw.service"
 
 
+CLIENT_CMAKE = """cmake_minimum_required(VERSION 3.20)
+project(app C)
+find_package(mbgw 1.0 REQUIRED)
+add_executable(app client_blocking.c)
+target_link_libraries(app PRIVATE mbgw::client)
+"""
+
+
+def check_client_sdk(root, ma, tmp, port):
+    """A client program (sdk/client/examples/client_blocking.c) built
+    against the packaged client library only, with pkg-config and with
+    CMake (mbgw::client), then run against the packaged server."""
+    example = os.path.join(SOURCE_DIR, "sdk", "client", "examples", "client_blocking.c")
+    env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(root, "usr/lib", ma, "pkgconfig"), PKG_CONFIG_LIBDIR="")
+    flags = sh(["pkg-config", "--cflags", "--libs", "mbgw-client"], env=env).stdout.split()
+    app = os.path.join(tmp, "client-pc")
+    sh(["gcc", "-std=c17", "-Wall", "-Werror", "-o", app, example] + flags)
+    run_env = dict(os.environ, LD_LIBRARY_PATH=os.path.join(root, "usr/lib", ma))
+    sh([app, "ws://127.0.0.1:%d/ws" % port], env=run_env, timeout=60)
+
+    src = os.path.join(tmp, "client-cmake")
+    os.mkdir(src)
+    shutil.copy(example, src)
+    with open(os.path.join(src, "CMakeLists.txt"), "w") as f:
+        f.write(CLIENT_CMAKE)
+    bld = os.path.join(tmp, "client-cmake-build")
+    sh(["cmake", "-S", src, "-B", bld, "-DCMAKE_PREFIX_PATH=" + os.path.join(root, "usr"),
+        "-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF"])
+    sh(["cmake", "--build", bld])
+    sh([os.path.join(bld, "app"), "ws://127.0.0.1:%d/ws" % port], env=run_env, timeout=60)
+
+
 def unprivileged():
     """preexec_fn that drops to nobody, as User=mbgw would (root only)."""
     if os.geteuid() != 0:
@@ -169,6 +203,7 @@ def test_run_from_unpacked_root():
                 r = sh([os.path.join(root, "usr/bin/mbgw-cat"), "-q", "-x", "hello from mbgw-cat",
                         "ws://127.0.0.1:%d/ws" % port], env=cat_env, timeout=60)
                 assert r.stdout == "hello from mbgw-cat\n", (r.stdout, r.stderr)
+                check_client_sdk(root, ma, tmp, port)
             so, so_pc, pc_plugindir = build_template(
                 os.path.join(root, "usr/share/mbgw/plugin-template"), tmp, os.path.join(root, "usr"),
                 [os.path.join(root, "usr/lib/%s/pkgconfig" % ma)])
