@@ -804,3 +804,38 @@ def wait_metric(port, name, want, timeout=5, **labels):
         if time.monotonic() > deadline:
             raise AssertionError("%s%r is %r, expected %r" % (name, labels, got, want))
         time.sleep(0.05)
+
+
+# The probe test plugin (tests/plugins/probe.c) tells what the core shows a
+# plugin: "attr id=N\n{"name": ...}" is answered "r cmd=attr id=N\n{"rc", "value"}".
+TEST_PLUGIN_DIR = os.environ.get("MBGW_TEST_PLUGIN_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(MBGW_BIN)), "test-plugins")
+
+
+def probe_route(name="p", path="/p", extra=""):
+    """A [route] section serving the probe plugin at path."""
+    import json
+    so = os.path.join(TEST_PLUGIN_DIR, "probe.so")
+    assert os.path.isfile(so), "test plugin %s missing: build the tests/plugins targets" % so
+    return "[route %s]\npath = %s\nplugin = %s\nsettings = %s\n%s\n" % (
+        name, path, so, json.dumps({"name": name, "events": False}), extra)
+
+
+def probe_attrs(client, *names):
+    """{name: value or None} of connection attributes (remote_addr,
+    scheme, ...) as the probe plugin reads them over an open Client."""
+    import json
+    out = {}
+    for i, name in enumerate(names):
+        mid = "a%d" % i
+        client.send_frame(OP_TEXT, ("attr id=%s\n" % mid).encode() + json.dumps({"name": name}).encode())
+        deadline = time.monotonic() + client.timeout
+        while True:
+            assert time.monotonic() < deadline, "no reply to attr %s" % name
+            op, data = client.recv_message()
+            head, _, body = data.decode().partition("\n")
+            if op == OP_TEXT and "id=%s" % mid in head.split(" "):
+                assert head.startswith("r cmd=attr"), data
+                out[name] = json.loads(body)["value"]
+                break
+    return out
