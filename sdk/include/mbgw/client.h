@@ -201,8 +201,10 @@ struct mbgw_client_callbacks {
 	void (*on_reconnecting)(struct mbgw_client *c, unsigned attempt, uint64_t delay_ms,
 				int last_error, void *ud);
 	/* The client is closed for good (state MBGW_CLIENT_CLOSED): rc is 0
-	 * after a clean close, else why (e.g. MBGW_C_E_GAVE_UP,
-	 * MBGW_C_E_TLS). Called once per mbgw_client_connect(). */
+	 * after a clean close (a completed close handshake, whoever began
+	 * it, or mbgw_client_close() while not open), else why (e.g.
+	 * MBGW_C_E_GAVE_UP, MBGW_C_E_TLS, MBGW_C_E_PROTOCOL). Called once
+	 * each time the client becomes CLOSED. */
 	void (*on_close)(struct mbgw_client *c, int rc, void *ud);
 	/* A pong arrived (optional, for latency measurements). */
 	void (*on_pong)(struct mbgw_client *c, const void *data, size_t len, void *ud);
@@ -258,8 +260,10 @@ MBGW_CLIENT_API void mbgw_client_options_init(struct mbgw_client_options *o);
  * and proxy are parsed here so that mistakes show at once.
  * *out receives the new client, to be released with mbgw_client_free().
  * Returns 0, MBGW_C_E_INVAL (NULL argument, unknown options size,
- * malformed header, TLS files that cannot be loaded — see errbuf),
- * MBGW_C_E_URL or MBGW_C_E_NOMEM. When errbuf is not NULL it receives the
+ * out-of-range timeouts, malformed header or subprotocol, TLS files that
+ * cannot be loaded — see errbuf), MBGW_C_E_URL (the URL, the proxy
+ * option or a proxy environment variable), MBGW_C_E_IO (no random
+ * source) or MBGW_C_E_NOMEM. When errbuf is not NULL it receives the
  * reason of a failure (NUL-terminated, at most errcap bytes). */
 MBGW_CLIENT_API int mbgw_client_new(const struct mbgw_client_options *o, struct mbgw_client **out,
 				    char *errbuf, size_t errcap);
@@ -351,7 +355,8 @@ MBGW_CLIENT_API int mbgw_client_recv(struct mbgw_client *c, int *type, void **da
  * is about what we accept; the server has its own limit and closes with
  * 1009 beyond it). Returns 0, MBGW_C_E_INVAL (bad type, text not
  * UTF-8), MBGW_C_E_QUEUE_FULL, MBGW_C_E_CLOSED (closing), MBGW_C_E_NOTCONN
- * (idle or closed for good), MBGW_C_E_NOMEM. */
+ * (idle or closed for good), MBGW_C_E_NOMEM, MBGW_C_E_IO (the compressor
+ * failed). */
 MBGW_CLIENT_API int mbgw_client_send(struct mbgw_client *c, int type, const void *data, size_t len);
 
 /* Sends a ping with up to 125 bytes of data (only when OPEN). Returns 0,
@@ -362,15 +367,17 @@ MBGW_CLIENT_API int mbgw_client_ping(struct mbgw_client *c, const void *data, si
  * (backpressure: stop producing while this grows). */
 MBGW_CLIENT_API size_t mbgw_client_pending(const struct mbgw_client *c);
 
-/* Starts the close handshake with code (1000, or 3000-4999) and a reason
+/* Starts the close handshake with code (1000 normally; any code a peer
+ * may send is accepted: 1000-1003, 1007-1014, 3000-4999) and a reason
  * of at most 123 bytes of UTF-8 (NULL: none). Automatic reconnection
  * stops. With timeout_ms != 0 (blocking style, not from a callback) the
  * loop runs until the server's close frame and TCP close arrive or the
  * time is up (then the socket is closed anyway); with 0 the handshake
  * completes in later steps (close_timeout_ms bounds it). When the client
- * is not open it just becomes CLOSED. Returns 0 or MBGW_C_E_INVAL
- * (bad code, reason too long), MBGW_C_E_TIMEOUT (the server did not
- * answer in time; closed anyway). */
+ * is not open it just becomes CLOSED. Returns 0, MBGW_C_E_INVAL (bad
+ * code, reason too long or not UTF-8), MBGW_C_E_STATE (a timeout given
+ * inside a callback; nothing done), MBGW_C_E_TIMEOUT (the server did
+ * not answer in time; closed anyway), MBGW_C_E_NOMEM. */
 MBGW_CLIENT_API int mbgw_client_close(struct mbgw_client *c, int code, const char *reason,
 				      int timeout_ms);
 
