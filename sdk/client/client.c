@@ -44,6 +44,9 @@
 
 enum phase { PH_NONE, PH_TCP, PH_PROXY, PH_TLS, PH_UPGRADE };
 
+/* Write-buffer size beyond which pings are no longer answered. */
+#define PONG_BACKLOG (1u << 20)
+
 struct qmsg {
 	struct qmsg *next;
 	int type;
@@ -100,6 +103,7 @@ struct mbgw_client {
 	struct qmsg *qhead, **qtail;   /* sent while not open */
 	size_t qcount, qbytes;
 	struct qmsg *ihead, **itail;   /* received, for mbgw_client_recv */
+	size_t ibytes;
 	struct req *reqs;
 	uint64_t next_id;
 
@@ -112,6 +116,20 @@ struct mbgw_client {
 	int final_rc;
 	bool final_pending;
 };
+
+/* Bytes of received messages waiting for mbgw_client_recv() beyond which
+ * the client stops reading the socket (TCP backpressure on the server)
+ * until the application takes some. */
+static size_t inbox_limit(const struct mbgw_client *c)
+{
+	size_t min = 16u << 20;
+	return c->o.max_message_size > min ? (size_t)c->o.max_message_size : min;
+}
+
+static bool inbox_full(const struct mbgw_client *c)
+{
+	return !c->o.cb.on_message && c->ibytes >= inbox_limit(c);
+}
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                        */
@@ -991,33 +1009,34 @@ static void proxy_progress(struct mbgw_client *c)
 		if (c->out.len)
 			return;
 	}
-	/* Peek, so that not one byte of what follows the answer (the
-	 * server's TLS or HTTP bytes) is taken from the socket. */
-	char buf[CL_HTTP_MAX_HEAD];
-	ssize_t n = recv(c->fd, buf, sizeof buf, MSG_PEEK);
-	char e[80];
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return;
-		set_err(c, "proxy %s: %s", c->peer, errstr(errno, e, sizeof e));
-		attempt_failed(c, MBGW_C_E_PROXY);
-		return;
-	}
-	if (n == 0) {
-		set_err(c, "proxy %s closed the connection without answering CONNECT", c->peer);
-		attempt_failed(c, MBGW_C_E_PROXY);
-		return;
-	}
+	/* The answer is read into c->in (not peeked: a proxy that sends half
+	 * an answer and stalls must not make us spin). Nothing may follow
+	 * it: after CONNECT the client speaks first, in TLS and in HTTP. */
 	struct cl_http_resp r;
 	char why[200];
-	int hl = cl_http_parse(buf, (size_t)n, &r, why, sizeof why);
-	if (hl < 0) {
-		set_err(c, "proxy %s: %s", c->peer, why);
-		attempt_failed(c, MBGW_C_E_PROXY);
-		return;
+	int hl = 0;
+	for (;;) {
+		ssize_t n = transport_read(c);
+		if (n == -1)
+			return;
+		if (n <= -2) {
+			attempt_failed(c, MBGW_C_E_PROXY);
+			return;
+		}
+		if (n == 0) {
+			set_err(c, "proxy %s closed the connection without answering CONNECT", c->peer);
+			attempt_failed(c, MBGW_C_E_PROXY);
+			return;
+		}
+		hl = cl_http_parse((const char *)c->in.data, c->in.len, &r, why, sizeof why);
+		if (hl < 0) {
+			set_err(c, "proxy %s: %s", c->peer, why);
+			attempt_failed(c, MBGW_C_E_PROXY);
+			return;
+		}
+		if (hl > 0)
+			break;
 	}
-	if (hl == 0)
-		return;
 	c->proxy_status = r.status;
 	/* 407 is the standard answer; some proxies (tinyproxy) answer a
 	 * wrong password with 401. */
@@ -1034,17 +1053,12 @@ static void proxy_progress(struct mbgw_client *c)
 		attempt_failed(c, MBGW_C_E_PROXY);
 		return;
 	}
-	/* Take exactly the answer's head from the socket. */
-	size_t left = (size_t)hl;
-	while (left) {
-		ssize_t k = recv(c->fd, buf, left, 0);
-		if (k <= 0) {
-			set_err(c, "proxy %s: connection lost after CONNECT", c->peer);
-			attempt_failed(c, MBGW_C_E_PROXY);
-			return;
-		}
-		left -= (size_t)k;
+	if (c->in.len != (size_t)hl) {
+		set_err(c, "proxy %s sent data after its answer to CONNECT", c->peer);
+		attempt_failed(c, MBGW_C_E_PROXY);
+		return;
 	}
+	c->in.len = 0;
 	if (c->url.tls)
 		tls_start(c);
 	else
@@ -1313,6 +1327,7 @@ static void deliver(struct mbgw_client *c, int op, const uint8_t *d, size_t n)
 	m->data[n] = 0;
 	*c->itail = m;
 	c->itail = &m->next;
+	c->ibytes += n;
 }
 
 /* Fails the connection from our side (RFC 6455 §7.1.7): close frame with
@@ -1346,7 +1361,11 @@ static void process_frames(struct mbgw_client *c)
 				deliver(c, ev.opcode, ev.data, ev.len);
 			break;
 		case CL_EV_PING:
-			if (!c->close_sent)
+			/* A server that pings without reading our pongs must not
+			 * grow the write buffer without bound: when it is behind,
+			 * pings go unanswered (RFC 6455 §5.5.3 allows answering
+			 * only the latest). */
+			if (!c->close_sent && c->out.len < PONG_BACKLOG)
 				put_frame(c, true, 0, WS_OP_PONG, ev.data, ev.len);
 			break;
 		case CL_EV_PONG:
@@ -1378,7 +1397,7 @@ static void process_frames(struct mbgw_client *c)
 
 static void open_io(struct mbgw_client *c)
 {
-	for (int rounds = 0; rounds < 64; rounds++) {
+	for (int rounds = 0; rounds < 64 && !inbox_full(c); rounds++) {
 		ssize_t r = transport_read(c);
 		if (r == -1)
 			break;
@@ -1582,7 +1601,7 @@ MBGW_CLIENT_API short mbgw_client_events(const struct mbgw_client *c)
 	case PH_TLS:
 		return (short)(POLLIN | (c->ssl_want_write ? POLLOUT : 0));
 	default:
-		return (short)(POLLIN | (c->out.len || c->ssl_want_write ? POLLOUT : 0));
+		return (short)((inbox_full(c) ? 0 : POLLIN) | (c->out.len || c->ssl_want_write ? POLLOUT : 0));
 	}
 }
 
@@ -1750,6 +1769,7 @@ MBGW_CLIENT_API int mbgw_client_recv(struct mbgw_client *c, int *type, void **da
 			c->ihead = m->next;
 			if (!c->ihead)
 				c->itail = &c->ihead;
+			c->ibytes -= m->len;
 			void *d = malloc(m->len + 1);
 			if (!d) {
 				free(m);

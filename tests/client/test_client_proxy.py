@@ -146,6 +146,76 @@ def test_proxy_not_there():
         assert "connection refused (the proxy)" in r.err, r
 
 
+class FakeProxy:
+    """Reads one CONNECT and answers `answer` (bytes), then stalls."""
+
+    def __init__(self, answer):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.answer = answer
+        self.stopping = False
+        self.conns = []
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        import socket
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            self.conns.append(c)
+            c.settimeout(5)
+            try:
+                got = b""
+                while b"\r\n\r\n" not in got:
+                    d = c.recv(4096)
+                    if not d:
+                        break
+                    got += d
+                c.sendall(self.answer)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping = True
+        self.t.join(5)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+def test_hostile_proxies():
+    """Half an answer and silence: a timeout, without spinning; data after
+    the answer: refused."""
+    import resource
+    with FakeProxy(b"HTTP/1.1 200 Connection estab") as fp:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        r = cat(["--proxy", "http://127.0.0.1:%d" % fp.port, "--connect-timeout", "1", "-x", "x",
+                 "ws://127.0.0.1:9/ws"])
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        assert r.rc == 2 and "did not answer CONNECT within 1000 ms" in r.err, r
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        assert cpu < 0.5, "mbgw-cat used %.2f s of CPU waiting 1 s for the proxy (busy loop?)" % cpu
+    with FakeProxy(b"HTTP/1.1 200 OK\r\n\r\nHTTP/1.1 101 too early\r\n\r\n") as fp:
+        r = cat(["--proxy", "http://127.0.0.1:%d" % fp.port, "-x", "x", "ws://127.0.0.1:9/ws"])
+        assert r.rc == 2 and "sent data after its answer to CONNECT" in r.err, r
+    with FakeProxy(b"SSH-2.0-OpenSSH_9.2\r\n") as fp:
+        r = cat(["--proxy", "http://127.0.0.1:%d" % fp.port, "-x", "x", "ws://127.0.0.1:9/ws"])
+        assert r.rc == 2 and "not an HTTP response" in r.err, r
+
+
 if __name__ == "__main__":
     run_tests([test_explicit_proxy, test_environment_and_no_proxy, test_wss_through_proxy,
-               test_proxy_authentication, test_proxy_refuses_tunnel, test_proxy_not_there])
+               test_proxy_authentication, test_proxy_refuses_tunnel, test_proxy_not_there, test_hostile_proxies])

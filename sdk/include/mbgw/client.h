@@ -340,7 +340,9 @@ MBGW_CLIENT_API int mbgw_client_run(struct mbgw_client *c, int timeout_ms);
  * of *len bytes plus a NUL. Returns 0, MBGW_C_E_AGAIN (nothing within
  * the timeout), MBGW_C_E_STATE (on_message is set, or inside a
  * callback), or the code with which the client closed for good once no
- * message is left. */
+ * message is left. While more than max(16 MiB, max_message_size) bytes of
+ * messages wait to be taken, the client stops reading its socket (the
+ * server then sees TCP backpressure) — and receives no pongs meanwhile. */
 MBGW_CLIENT_API int mbgw_client_recv(struct mbgw_client *c, int *type, void **data, size_t *len,
 				     int timeout_ms);
 
