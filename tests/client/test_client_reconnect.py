@@ -181,6 +181,12 @@ def test_max_attempts():
             assert "without answering the upgrade" in line or "connection reset" in line, line
             assert len(p.events("reconnecting")) == 3, p.dump()
             check_backoff(delays(p), 20, 60)
+            # Each attempt waits its announced delay: the next failure is
+            # reported no earlier than that.
+            evs = p.events("reconnecting") + p.events("closed")
+            for (t1, l1), (t2, _) in zip(evs, evs[1:]):
+                d = int(re.search(r"delay=(\d+)", l1).group(1))
+                assert t2 - t1 >= d - 2, "attempt after %d ms, announced %d ms:\n%s" % (t2 - t1, d, p.dump())
         time.sleep(0.3)
         assert srv.count == 4, srv.count
         t0 = time.monotonic()
