@@ -812,13 +812,16 @@ TEST_PLUGIN_DIR = os.environ.get("MBGW_TEST_PLUGIN_DIR") or os.path.join(
     os.path.dirname(os.path.abspath(MBGW_BIN)), "test-plugins")
 
 
-def probe_route(name="p", path="/p", extra=""):
-    """A [route] section serving the probe plugin at path."""
+def probe_route(name="p", path="/p", extra="", **settings):
+    """A [route] section serving the probe plugin at path; settings are
+    added to the plugin's (e.g. greet=True: each connection is first sent
+    "greet {"conn": "<its id>"}")."""
     import json
     so = os.path.join(TEST_PLUGIN_DIR, "probe.so")
     assert os.path.isfile(so), "test plugin %s missing: build the tests/plugins targets" % so
+    settings = dict({"name": name, "events": False}, **settings)
     return "[route %s]\npath = %s\nplugin = %s\nsettings = %s\n%s\n" % (
-        name, path, so, json.dumps({"name": name, "events": False}), extra)
+        name, path, so, json.dumps(settings), extra)
 
 
 def probe_attrs(client, *names):
