@@ -27,6 +27,7 @@
  */
 #include <mbgw/client.h>
 
+#include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,6 +55,20 @@ static void ev(const char *fmt, ...)
 	putchar('\n');
 	fflush(stdout);
 	va_end(ap);
+}
+
+/* A whole non-negative decimal number, or exit(2): a test typo must not
+ * turn into a silent 0. */
+static long long num(const char *s)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < 0) {
+		fprintf(stderr, "client_probe: not a number: '%s'\n", s);
+		exit(2);
+	}
+	return v;
 }
 
 static const char **on_open_msgs;
@@ -144,7 +159,7 @@ static void command(struct mbgw_client *c, char *line, int req_timeout, int *qui
 		ev("requested rc=%d id=%llu", rc, (unsigned long long)id);
 	} else if (!strncmp(line, "sendbig ", 8)) {
 		/* sendbig N: one text message of N bytes ('a'..'z' repeated) */
-		size_t n = (size_t)atol(line + 8);
+		size_t n = (size_t)num(line + 8);
 		char *m = malloc(n + 1);
 		for (size_t i = 0; m && i < n; i++)
 			m[i] = (char)('a' + i % 26);
@@ -187,25 +202,25 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--reconnect-on-close"))
 			o.reconnect_on_close = 1;
 		else if (!strcmp(a, "--backoff-initial"))
-			o.backoff_initial_ms = (uint32_t)atol(ARG());
+			o.backoff_initial_ms = (uint32_t)num(ARG());
 		else if (!strcmp(a, "--backoff-max"))
-			o.backoff_max_ms = (uint32_t)atol(ARG());
+			o.backoff_max_ms = (uint32_t)num(ARG());
 		else if (!strcmp(a, "--max-attempts"))
-			o.max_attempts = (uint32_t)atol(ARG());
+			o.max_attempts = (uint32_t)num(ARG());
 		else if (!strcmp(a, "--queue-max"))
-			o.queue_max_messages = (uint32_t)atol(ARG());
+			o.queue_max_messages = (uint32_t)num(ARG());
 		else if (!strcmp(a, "--ping"))
-			o.ping_interval_ms = (int32_t)atol(ARG());
+			o.ping_interval_ms = (int32_t)num(ARG());
 		else if (!strcmp(a, "--pong"))
-			o.pong_timeout_ms = (int32_t)atol(ARG());
+			o.pong_timeout_ms = (int32_t)num(ARG());
 		else if (!strcmp(a, "--connect-timeout"))
-			o.connect_timeout_ms = (int32_t)atol(ARG());
+			o.connect_timeout_ms = (int32_t)num(ARG());
 		else if (!strcmp(a, "--compress"))
 			o.compress = 1;
 		else if (!strcmp(a, "--fragment"))
-			o.fragment_size = (uint32_t)atol(ARG());
+			o.fragment_size = (uint32_t)num(ARG());
 		else if (!strcmp(a, "--max-size"))
-			o.max_message_size = (uint64_t)atoll(ARG());
+			o.max_message_size = (uint64_t)num(ARG());
 		else if (!strcmp(a, "--ca"))
 			o.ca_file = ARG();
 		else if (!strcmp(a, "--insecure"))
@@ -215,9 +230,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--on-open"))
 			on_open_msgs[n_on_open++] = ARG();
 		else if (!strcmp(a, "--lifetime"))
-			lifetime = atol(ARG());
+			lifetime = num(ARG());
 		else if (!strcmp(a, "--request-timeout"))
-			req_timeout = atoi(ARG());
+			req_timeout = (int)num(ARG());
 		else {
 			fprintf(stderr, "unknown option %s\n", a);
 			return 2;
