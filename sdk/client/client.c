@@ -1198,15 +1198,6 @@ static int queue_flush(struct mbgw_client *c);
 
 static void opened(struct mbgw_client *c)
 {
-	c->state = MBGW_CLIENT_OPEN;
-	c->phase = PH_NONE;
-	c->connections++;
-	c->streak = 0;
-	c->last_rx = now_ms();
-	c->ping_out = false;
-	c->close_code = 0;
-	c->close_reason[0] = 0;
-	c->err[0] = 0;
 	struct ws_deflate *d = NULL;
 	if (c->hs.deflate) {
 		/* The codec is written for the server: its "server" side is the
@@ -1230,6 +1221,15 @@ static void opened(struct mbgw_client *c)
 		d = &c->deflate;
 	}
 	cl_reader_init(&c->rd, c->o.max_message_size, d);
+	c->state = MBGW_CLIENT_OPEN;
+	c->phase = PH_NONE;
+	c->connections++;
+	c->streak = 0;
+	c->last_rx = now_ms();
+	c->ping_out = false;
+	c->close_code = 0;
+	c->close_reason[0] = 0;
+	c->err[0] = 0;
 	if (c->o.cb.on_open) {
 		c->in_cb++;
 		c->o.cb.on_open(c, c->o.userdata);
