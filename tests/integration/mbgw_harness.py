@@ -767,18 +767,18 @@ class Metrics:
                 base = line.split()[2]
                 self.names |= {base, base + "_total", base + "_bucket", base + "_sum", base + "_count"}
 
-    def get(self, name, **labels):
-        """The value of the sample `name` with exactly these labels; 0 when
+    def get(self, metric, **labels):
+        """The value of the sample `metric` with exactly these labels; 0 when
         the metric exists but this label set is absent (mbgw omits some
         zero series). A name that never appears is an error (a typo in a
         test must not read as 0)."""
-        if name not in self.names:
-            raise KeyError("no metric %s in the scrape" % name)
-        return self.samples.get((name, frozenset(labels.items())), 0)
+        if metric not in self.names:
+            raise KeyError("no metric %s in the scrape" % metric)
+        return self.samples.get((metric, frozenset(labels.items())), 0)
 
-    def series(self, name):
-        """{frozenset(labels): value} of every sample called name."""
-        return {k[1]: v for k, v in self.samples.items() if k[0] == name}
+    def series(self, metric):
+        """{frozenset(labels): value} of every sample called metric."""
+        return {k[1]: v for k, v in self.samples.items() if k[0] == metric}
 
 
 def scrape_metrics(port, path="/metrics", host="127.0.0.1"):
@@ -791,18 +791,18 @@ def scrape_metrics(port, path="/metrics", host="127.0.0.1"):
     return Metrics(r.body.decode("utf-8"))
 
 
-def wait_metric(port, name, want, timeout=5, **labels):
-    """Scrapes until metric name{labels} == want (counters of closed
+def wait_metric(port, metric, want, timeout=5, **labels):
+    """Scrapes until metric{labels} == want (counters of closed
     connections are updated when the worker has reaped them). Returns the
     last scrape; fails with the value seen when the bound passes."""
     deadline = time.monotonic() + timeout
     while True:
         m = scrape_metrics(port)
-        got = m.get(name, **labels)
+        got = m.get(metric, **labels)
         if got == want:
             return m
         if time.monotonic() > deadline:
-            raise AssertionError("%s%r is %r, expected %r" % (name, labels, got, want))
+            raise AssertionError("%s%r is %r, expected %r" % (metric, labels, got, want))
         time.sleep(0.05)
 
 
