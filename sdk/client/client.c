@@ -1192,7 +1192,7 @@ static void upgrade_start(struct mbgw_client *c)
 	}
 }
 
-static void deliver(struct mbgw_client *c, int op, const uint8_t *d, size_t n);
+static int deliver(struct mbgw_client *c, int op, const uint8_t *d, size_t n);
 static void process_frames(struct mbgw_client *c);
 static int queue_flush(struct mbgw_client *c);
 
@@ -1289,7 +1289,9 @@ static void upgrade_progress(struct mbgw_client *c)
 /* ------------------------------------------------------------------ */
 /* The open connection                                                  */
 
-static void deliver(struct mbgw_client *c, int op, const uint8_t *d, size_t n)
+/* Hands a message to its request, on_message, or the recv queue.
+ * Returns 0, or -1 when it could not be kept (out of memory). */
+static int deliver(struct mbgw_client *c, int op, const uint8_t *d, size_t n)
 {
 	if (c->reqs && op == WS_OP_TEXT) {
 		struct mbgw_client_msg m;
@@ -1308,18 +1310,18 @@ static void deliver(struct mbgw_client *c, int op, const uint8_t *d, size_t n)
 					r->cb(c, 0, d, n, r->arg);
 					c->in_cb--;
 					free(r);
-					return;
+					return 0;
 				}
 			}
 		}
 	}
 	if (c->o.cb.on_message) {
 		CB(c, on_message, op, d, n);
-		return;
+		return 0;
 	}
 	struct qmsg *m = malloc(sizeof *m + n + 1);
 	if (!m)
-		return; /* dropped: nothing better to do without memory */
+		return -1;
 	m->next = NULL;
 	m->type = op;
 	m->len = n;
@@ -1328,18 +1330,20 @@ static void deliver(struct mbgw_client *c, int op, const uint8_t *d, size_t n)
 	*c->itail = m;
 	c->itail = &m->next;
 	c->ibytes += n;
+	return 0;
 }
 
 /* Fails the connection from our side (RFC 6455 §7.1.7): close frame with
  * code, then the socket. */
 static void fail_conn(struct mbgw_client *c, int code, const char *reason)
 {
-	set_err(c, "protocol error from the server: %s (closing with %d)", reason, code);
+	bool ours = code == WS_CLOSE_INTERNAL; /* our trouble (memory), not the server's */
+	set_err(c, "%s%s (closing with %d)", ours ? "" : "protocol error from the server: ", reason, code);
 	if (!c->close_sent) {
 		send_close_frame(c, code, reason, strlen(reason));
 		transport_flush(c);
 	}
-	conn_ended(c, MBGW_C_E_PROTOCOL, WS_CLOSE_ABNORMAL, reason);
+	conn_ended(c, ours ? MBGW_C_E_NOMEM : MBGW_C_E_PROTOCOL, WS_CLOSE_ABNORMAL, reason);
 }
 
 static void process_frames(struct mbgw_client *c)
@@ -1357,8 +1361,12 @@ static void process_frames(struct mbgw_client *c)
 		off += used;
 		switch (ev.kind) {
 		case CL_EV_MESSAGE:
-			if (!c->close_rcvd)
-				deliver(c, ev.opcode, ev.data, ev.len);
+			/* A message we cannot keep fails the connection (1011)
+			 * rather than vanish. */
+			if (!c->close_rcvd && deliver(c, ev.opcode, ev.data, ev.len) < 0) {
+				fail_conn(c, WS_CLOSE_INTERNAL, "Out of memory keeping a message");
+				return;
+			}
 			break;
 		case CL_EV_PING:
 			/* A server that pings without reading our pongs must not
