@@ -246,6 +246,22 @@ def test_exit_abnormal_when_server_dies():
         assert b"connection lost" in err, err
 
 
+def test_sigterm_closes_cleanly():
+    with server() as s:
+        p = subprocess.Popen([CAT, s.url()], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=CLEAN_ENV)
+        try:
+            assert wait_stderr(p, b"connected"), "mbgw-cat did not connect"
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=10)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert p.returncode == 0, (p.returncode, err)
+        assert s.wait_log("peer closed with 1000"), s.logtext()[-2000:]
+
+
 def test_handshake_timeout():
     with SilentServer() as srv:
         r = cat(["--connect-timeout", "0.5", "-x", "x", "ws://127.0.0.1:%d/ws" % srv.port])
@@ -376,7 +392,7 @@ if __name__ == "__main__":
                test_chat_two_clients_request_and_broadcast, test_request_timeout,
                test_header_option_reaches_the_plugin, test_subprotocol, test_compress_roundtrip,
                test_max_size, test_exit_connect_refused, test_exit_handshake_rejected,
-               test_exit_closed_with_error_code, test_exit_abnormal_when_server_dies,
+               test_exit_closed_with_error_code, test_exit_abnormal_when_server_dies, test_sigterm_closes_cleanly,
                test_handshake_timeout, test_heartbeat_detects_deaf_server,
                test_heartbeat_keeps_a_live_connection, test_fragmented_and_large_messages_with_ping,
                test_usage_and_help, test_ipv6_and_dns,
