@@ -519,8 +519,13 @@ static void set_value(struct parser *ps, const struct key_def *k, void *base, ch
 		cJSON *j = cJSON_ParseWithOpts(val, &end, false);
 		if (!j || !cJSON_IsObject(j)) {
 			const char *at = j ? NULL : cJSON_GetErrorPtr();
-			if (at && at >= val && at <= val + strlen(val))
-				err_at(ps, "%s: not a valid JSON object (error near '%.20s')", k->name, at);
+			if (at && at >= val && at <= val + strlen(val)) {
+				/* One line per error: show the excerpt up to a newline. */
+				int len = 0;
+				while (len < 20 && at[len] && at[len] != '\n' && at[len] != '\r')
+					len++;
+				err_at(ps, "%s: not a valid JSON object (error near '%.*s')", k->name, len, at);
+			}
 			else
 				err_at(ps, "%s: not a JSON object (expected %s)", k->name, k->hint);
 			cJSON_Delete(j);
@@ -892,6 +897,17 @@ int conf_parse_text(struct conf *c, const char *file, const char *text, size_t l
 		}
 		if (memchr(line, 0, n)) {
 			err_at(ps, "NUL byte in line");
+			continue;
+		}
+		/* Control characters (other than tab and a CR ending the line)
+		 * have no place in a value and would end up in file names,
+		 * paths or log lines. */
+		size_t bad = 0;
+		while (bad < n && !(((unsigned char)line[bad] < 0x20 && line[bad] != '\t' &&
+				     !(line[bad] == '\r' && bad == n - 1)) || line[bad] == 0x7f))
+			bad++;
+		if (bad < n) {
+			err_at(ps, "control character 0x%02x in line (column %zu)", (unsigned char)line[bad], bad + 1);
 			continue;
 		}
 		char *s = trim(line);

@@ -161,9 +161,11 @@ size_t msg_format_error(char *out, size_t cap, const char *id, size_t id_len,
 		PUT(id, id_len);
 	}
 	PUT("\n{\"code\":\"", 10);
-	PUT(code, strlen(code));
-	PUT("\",\"message\":\"", 13);
-	for (const char *m = message; *m; m++) {
+	/* Both strings are JSON-escaped: a plugin's code may hold anything. */
+	for (int field = 0; field < 2; field++) {
+		if (field)
+			PUT("\",\"message\":\"", 13);
+	for (const char *m = field ? message : code; *m; m++) {
 		unsigned char c = (unsigned char)*m;
 		if (c == '"' || c == '\\') {
 			char e[2] = { '\\', (char)c };
@@ -175,6 +177,7 @@ size_t msg_format_error(char *out, size_t cap, const char *id, size_t id_len,
 		} else {
 			PUT(m, 1);
 		}
+	}
 	}
 	PUT("\"}", 2);
 #undef PUT

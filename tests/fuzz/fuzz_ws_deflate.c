@@ -536,7 +536,11 @@ static void data_path(const uint8_t *data, size_t size)
 		int rb = inflate_pieces(&pieces, m, n, piece, max_size, &b, &all);
 		CHECK(ra == 0 || ra == WS_DEFLATE_E_TOOBIG || ra == WS_DEFLATE_E_DATA, "inflate returned %d", ra);
 		if (ra != rb) {
-			CHECK_KNOWN(window, false, "whole message gives %d, in pieces %d", ra, rb);
+			/* The client window check is best effort (docs/compression.md):
+			 * a stream that breaks the agreed window may be refused in one
+			 * split and not in another. Anything else is a bug. */
+			if (strcmp(window, "deflate-window") != 0)
+				CHECK(false, "whole message gives %d, in pieces %d", ra, rb);
 			/* skipped: the two states have parted, stop here */
 			buf_free(&a);
 			buf_free(&b);
@@ -557,9 +561,12 @@ static void data_path(const uint8_t *data, size_t size)
 			if (rr == 0)
 				CHECK(ra == 0 && r.len == a.len && (a.len == 0 || memcmp(r.data, a.data, a.len) == 0),
 				      "zlib inflates %zu bytes, ws_deflate %zu with %d", r.len, a.len, ra);
-			if (rr == -1)
-				CHECK_KNOWN(window, ra == WS_DEFLATE_E_DATA || ra == WS_DEFLATE_E_TOOBIG,
-					    "zlib fails (or the message is cut short), ws_deflate returns %d", ra);
+			/* The strict reference refuses what breaks the agreed client
+			 * window; ws_deflate's check is best effort there
+			 * (docs/compression.md), so only other failures count. */
+			if (rr == -1 && strcmp(window, "deflate-window") != 0)
+				CHECK(ra == WS_DEFLATE_E_DATA || ra == WS_DEFLATE_E_TOOBIG,
+				      "zlib fails (or the message is cut short), ws_deflate returns %d", ra);
 			if (rr == -3)
 				CHECK(ra == WS_DEFLATE_E_TOOBIG, "more than max_size %zu, but ws_deflate returns %d",
 				      max_size, ra);
