@@ -280,6 +280,7 @@ int main(int argc, char **argv)
 		return rc ? 1 : 0;
 	}
 	log_set_level(conf->log_level);
+	log_set_json(conf->log_json);
 	int rc = 1;
 	if (install_tls(conf, dir) == 0 && install_routes(dir, g_default_plugin_dir) == 0) {
 		struct server_paths paths = { dir, g_default_plugin_dir };

@@ -17,7 +17,7 @@
 #include "util/util_units.h"
 
 enum key_type { K_SIZE, K_DURATION, K_UINT, K_BOOL, K_LISTEN, K_LOGLEVEL, K_WORKERS,
-		K_STRING, K_PATH, K_LIST, K_TYPES, K_FORMAT, K_RELOAD, K_SLOW, K_JSON, K_NAMES, K_HEADERS };
+		K_STRING, K_PATH, K_LIST, K_TYPES, K_FORMAT, K_RELOAD, K_SLOW, K_JSON, K_NAMES, K_HEADERS, K_LOGFORMAT };
 
 struct key_def {
 	const char *name;
@@ -50,6 +50,7 @@ static const struct key_def server_keys[] = {
 	{ "watch", K_BOOL, S(watch), 0, 0, "yes or no" },
 	{ "max_message_header", K_SIZE, S(max_message_header), 16, 65536, "a size such as 1KiB" },
 	{ "access_log", K_BOOL, S(access_log), 0, 0, "yes or no" },
+	{ "log_format", K_LOGFORMAT, S(log_json), 0, 0, "text or json" },
 	{ "cors_origins", K_STRING, S(cors_origins), 0, 0, "origins allowed to read /metrics, /healthz and /readyz, such as https://ops.example.com or *" },
 	{ "max_connections", K_UINT, S(max_connections), 0, 100000000, "a number (0: no limit)" },
 	{ "max_connections_per_ip", K_UINT, S(max_connections_per_ip), 0, 100000000, "a number (0: no limit)" },
@@ -488,6 +489,12 @@ static void set_value(struct parser *ps, const struct key_def *k, void *base, ch
 		*dst = xstrdup(val);
 		return;
 	}
+	case K_LOGFORMAT:
+		if (strcmp(val, "text") == 0 || strcmp(val, "json") == 0)
+			*(bool *)((char *)base + k->offset) = strcmp(val, "json") == 0;
+		else
+			err_at(ps, "%s: unknown format '%s' (expected %s)", k->name, val, k->hint);
+		return;
 	case K_FORMAT:
 		if (strcmp(val, "header+json") == 0 || strcmp(val, "json") == 0)
 			ps->route->format = CONF_FORMAT_JSON;

@@ -33,7 +33,7 @@
 #define CONF_MAX_SUBPROTOCOLS 16
 #define CONF_MAX_TYPES 16
 #define CONF_MAX_ROUTES_PER_PATH 4   /* routes one connection can belong to */
-#define CONF_SERVER_KEYS 35
+#define CONF_SERVER_KEYS 36
 
 /* Which compression overrides a route sets. */
 #define CONF_RC_ENABLED 0x1u
@@ -140,6 +140,7 @@ struct conf {
 	uint64_t max_message_header; /* longest header line of a message */
 	char *cors_origins;          /* for the HTTP endpoints */
 	bool access_log;             /* an info line per open and per close */
+	bool log_json;               /* log_format = json */
 	uint64_t max_connections;            /* 0: no limit */
 	uint64_t max_connections_per_ip;
 	uint64_t handshake_rate_per_ip;      /* token bucket, per second */

@@ -150,6 +150,9 @@ int server_reload(const struct server_paths *paths)
 		tls_ctx_install(tls);
 		log_info("TLS certificates reloaded: new handshakes use them");
 	}
+	/* Logging follows the new configuration at once. */
+	log_set_level(t->conf->log_level);
+	log_set_json(t->conf->log_json);
 	struct route_table *old = route_table_swap(t, server_now_ms());
 	log_info("reload done: %zu routes (generation %llu)", t->nroutes, (unsigned long long)t->generation);
 	metrics_reload(true);

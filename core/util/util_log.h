@@ -22,7 +22,11 @@ enum log_level log_get_level(void);
 bool log_level_parse(const char *s, enum log_level *out);
 bool log_enabled(enum log_level level);
 
-/* conn_id 0 means "not about a connection". */
+/* JSON lines ({"time","level","conn","msg"}) instead of text. Any thread. */
+void log_set_json(bool json);
+
+/* conn_id 0 means "not about a connection". Repeated identical errors
+ * and warnings are folded into a "repeated N more times" line. */
 void log_msg(enum log_level level, uint64_t conn_id, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void log_vmsg(enum log_level level, uint64_t conn_id, const char *fmt, va_list ap);
