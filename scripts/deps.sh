@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 pkgs="make cmake gcc pkg-config libc6-dev libssl-dev zlib1g-dev libcjson-dev libjwt-dev libcrypt-dev openssl"
 if [ "${1:-}" = test ]; then
-	pkgs="$pkgs libcriterion-dev python3 python3-websockets clang libclang-rt-14-dev curl abigail-tools chromium tinyproxy python3-prometheus-client nginx haproxy"
+	pkgs="$pkgs libcriterion-dev python3 python3-websockets clang libclang-rt-14-dev curl abigail-tools chromium tinyproxy python3-prometheus-client nginx haproxy testssl.sh"
 	# Packaging tests (tests/packaging): .deb build, lintian, unit verification.
 	pkgs="$pkgs dpkg-dev debhelper fakeroot lintian"
 	command -v systemd-analyze >/dev/null 2>&1 || pkgs="$pkgs systemd"
