@@ -80,9 +80,11 @@ def test_installed_library():
         app2 = os.path.join(tmp, "app2")
         sh(["gcc", "-std=c17", "-Wall", "-Werror", "-o", app2,
             os.path.join(src, "client_blocking.c")] + flags + SAN)
+        libdir = os.path.dirname([l for l in libs if not os.path.islink(l)][0])
         with Server() as s:
-            for app in (os.path.join(bld, "app"), app2):
-                rc, out, err = run([app, s.url()])
+            for app, env in ((os.path.join(bld, "app"), None),  # CMake sets the RUNPATH
+                             (app2, dict(os.environ, LD_LIBRARY_PATH=libdir))):
+                rc, out, err = run([app, s.url()], env=env)
                 assert rc == 0 and "received text message: hello" in out, (app, rc, out, err)
 
 
