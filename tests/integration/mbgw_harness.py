@@ -842,3 +842,79 @@ def probe_attrs(client, *names):
                 out[name] = json.loads(body)["value"]
                 break
     return out
+
+
+# Access log lines ("[cW.N] open k=v ..." / "[cW.N] close k=v ..."), read
+# field by field so that a field added later does not break a test.
+def logfmt(text):
+    """{key: value} of a logfmt text; values may be "quoted" with \\" and
+    \\\\ escapes. Raises AssertionError on anything else (a repeated key
+    included)."""
+    import re
+    out = {}
+    i = 0
+    key_re = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)=")
+    while i < len(text):
+        m = key_re.match(text, i)
+        if not m:
+            if not text[i:].strip():
+                break
+            raise AssertionError("not logfmt at %r" % text[i:])
+        key = m.group(1)
+        i = m.end()
+        if i < len(text) and text[i] == '"':
+            i += 1
+            val = ""
+            while True:
+                if i >= len(text):
+                    raise AssertionError("unterminated quoted value in %r" % text)
+                ch = text[i]
+                if ch == "\\" and i + 1 < len(text):
+                    val += text[i + 1]
+                    i += 2
+                    continue
+                i += 1
+                if ch == '"':
+                    break
+                val += ch
+        else:
+            j = i
+            while j < len(text) and text[j] != " ":
+                j += 1
+            val = text[i:j]
+            i = j
+        if key in out:
+            raise AssertionError("field %s twice in %r" % (key, text))
+        out[key] = val
+    return out
+
+
+def access_lines(server, kind):
+    """The parsed access lines of kind "open" or "close" in server's log,
+    in order, each with "_level" and "_conn" ("cW.N") added."""
+    import re
+    line_re = re.compile(r"^\S+ (\w+)\s+\[c(\d+)\.(\d+)\] (open|close) (.*)$")
+    out = []
+    for line in server.logtext().splitlines():
+        m = line_re.match(line)
+        if m and m.group(4) == kind:
+            fields = logfmt(m.group(5))
+            fields["_level"] = m.group(1)
+            fields["_conn"] = "c%s.%s" % (m.group(2), m.group(3))
+            out.append(fields)
+    return out
+
+
+def wait_access(server, kind, timeout=5, **want):
+    """The first access line of kind whose fields include want (values
+    compared as strings), waiting for it up to timeout."""
+    want = {k: str(v) for k, v in want.items()}
+    deadline = time.monotonic() + timeout
+    while True:
+        for fields in access_lines(server, kind):
+            if all(fields.get(k) == v for k, v in want.items()):
+                return fields
+        if time.monotonic() > deadline:
+            raise AssertionError("no %s line with %r in the log:\n%s" % (
+                kind, want, "\n".join(server.logtext().splitlines()[-30:])))
+        time.sleep(0.05)

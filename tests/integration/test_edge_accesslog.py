@@ -6,13 +6,12 @@ reason; access_log = no turns the access lines off (and nothing else).
 
 The byte counts are checked exactly against what the client sent and
 received on the socket."""
-import re
 import socket
 import struct
 import time
 
-from mbgw_harness import (Server, Client, OP_TEXT, OP_CLOSE, close_payload, frame, http_get, run_tests,
-                          Skip)
+from mbgw_harness import (Server, Client, OP_TEXT, OP_CLOSE, access_lines, close_payload, frame, http_get,
+                          run_tests, Skip)
 
 ROUTES = """
 [route chat]
@@ -26,59 +25,6 @@ path = /ws
 plugin = echo
 format = raw
 """
-
-LINE = re.compile(r"^(\S+) (\w+)\s+\[c(\d+)\.(\d+)\] (open|close) (.*)$")
-
-
-def logfmt(text):
-    """key=value pairs; values may be "quoted" with \\" and \\\\ escapes."""
-    out = {}
-    i = 0
-    while i < len(text):
-        m = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)=').match(text, i)
-        if not m:
-            raise AssertionError("not logfmt at %r" % text[i:])
-        key = m.group(1)
-        i = m.end()
-        if i < len(text) and text[i] == '"':
-            i += 1
-            val = ""
-            while True:
-                if i >= len(text):
-                    raise AssertionError("unterminated quoted value in %r" % text)
-                ch = text[i]
-                if ch == "\\" and i + 1 < len(text):
-                    val += text[i + 1]
-                    i += 2
-                    continue
-                if ch == '"':
-                    i += 1
-                    break
-                val += ch
-                i += 1
-        else:
-            j = i
-            while j < len(text) and text[j] != " ":
-                j += 1
-            val = text[i:j]
-            i = j
-        if key in out:
-            raise AssertionError("field %s twice in %r" % (key, text))
-        out[key] = val
-    return out
-
-
-def access_lines(s, kind):
-    out = []
-    for line in s.logtext().splitlines():
-        m = LINE.match(line)
-        if m and m.group(5) == kind:
-            fields = logfmt(m.group(6))
-            fields["_level"] = m.group(2)
-            fields["_conn"] = "c%s.%s" % (m.group(3), m.group(4))
-            out.append(fields)
-    return out
-
 
 def wait_lines(s, kind, n, timeout=5):
     deadline = time.monotonic() + timeout

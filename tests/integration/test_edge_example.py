@@ -14,7 +14,8 @@ import os
 import re
 import socket
 
-from mbgw_harness import (Server, Client, OP_TEXT, free_port, free_port6, http_get, run_tests, scrape_metrics)
+from mbgw_harness import (Server, Client, OP_TEXT, free_port, free_port6, http_get, run_tests, scrape_metrics,
+                          wait_access)
 from tls_certs import Certs, TLSClient, client_context, run_mbgw
 
 SOURCE_DIR = os.environ.get("MBGW_SOURCE_DIR") or os.path.abspath(
@@ -116,7 +117,8 @@ def test_example_runs_as_documented():
                 chat_join(c, "bob")
             finally:
                 c.close()
-            assert s.wait_log("open remote=198.51.100.23:0 path=/chat route=chat subprotocol=mbgw.chat.v1 tls=0 ")
+            wait_access(s, "open", remote="198.51.100.23:0", path="/chat", route="chat",
+                        subprotocol="mbgw.chat.v1", tls=0)
             # monitoring on loopback only
             m = scrape_metrics(s.metrics_port)
             assert m.get("mbgw_handshakes_rejected_total", reason="origin") == 2

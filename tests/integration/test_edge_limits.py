@@ -14,7 +14,7 @@ import socket
 import time
 
 from mbgw_harness import (Server, Client, BoundClient, OP_TEXT, OP_CLOSE, close_payload, frame,
-                          connect_from, run_tests, scrape_metrics, wait_metric)
+                          connect_from, run_tests, scrape_metrics, wait_access, wait_metric)
 
 
 def echo_ok(c, text=b"x"):
@@ -128,8 +128,7 @@ def test_max_connections_per_ip():
             b1 = BoundClient(s.port, "127.0.0.2")
             assert b1.status == 101
             echo_ok(b1)
-            ra = "remote=127.0.0.2:%d " % b1.local_port
-            assert s.wait_log(ra), s.logtext()[-2000:]
+            wait_access(s, "open", remote="127.0.0.2:%d" % b1.local_port)
             b2 = BoundClient(s.port, "127.0.0.2")
             assert b2.status == 101
             refused_at_accept(s.port, "127.0.0.2")

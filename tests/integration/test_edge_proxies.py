@@ -19,7 +19,7 @@ import struct
 import time
 
 from mbgw_harness import (Server, Client, BoundClient, OP_CLOSE, OP_TEXT, close_payload, connect_from, free_port,
-                          probe_route, probe_attrs, run_tests, scrape_metrics, wait_metric, Skip)
+                          probe_route, probe_attrs, run_tests, scrape_metrics, wait_access, wait_metric, Skip)
 from tls_certs import Certs, client_context, tls_section
 
 ROUTES = probe_route("p", "/p")
@@ -30,8 +30,7 @@ def seen(s, client):
     """(remote_addr, scheme) as the plugin sees them, and checks the
     access log's open line says the same remote."""
     a = probe_attrs(client, "remote_addr", "scheme")
-    assert s.wait_log("open remote=%s path=/p " % a["remote_addr"]), \
-        "access log disagrees with the plugin (%s):\n%s" % (a, s.logtext()[-1500:])
+    wait_access(s, "open", remote=a["remote_addr"], path="/p")  # the access log agrees
     return a["remote_addr"], a["scheme"]
 
 
@@ -445,7 +444,7 @@ def test_proxy_header_then_tls():
                     assert c.handshake("/p") == 101
                     addr, scheme = seen(s, c)
                     assert (addr, scheme) == (want, "wss"), (addr, scheme)
-                    assert s.wait_log("open remote=%s path=/p route=p subprotocol=- tls=1 " % want)
+                    wait_access(s, "open", remote=want, path="/p", route="p", subprotocol="-", tls=1)
                 finally:
                     c.close()
             # a ClientHello without the header first is refused

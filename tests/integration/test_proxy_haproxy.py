@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from mbgw_harness import (Server, BoundClient, Client, OP_CLOSE, OP_TEXT, close_payload, connect_from, free_port,
-                          probe_attrs, probe_route, run_tests, scrape_metrics, Skip)
+                          probe_attrs, probe_route, run_tests, scrape_metrics, wait_access, Skip)
 from tls_certs import Certs, client_context, tls_section
 
 HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
@@ -161,8 +161,8 @@ def test_send_proxy_v2_and_v1():
                 assert c.expect_close(1000)[0] == 1000
             finally:
                 c.close()
-            assert st.mbgw.wait_log("open remote=%s path=/p route=p " % want), st.mbgw.logtext()[-1500:]
-            assert st.mbgw.wait_log("close remote=%s route=p code=1000 " % want)
+            wait_access(st.mbgw, "open", remote=want, path="/p", route="p", user_agent="via-haproxy")
+            wait_access(st.mbgw, "close", remote=want, route="p", code=1000)
         assert st.mbgw.wait_log("PROXY v2: client 127.0.0.2:")
         assert st.mbgw.wait_log("PROXY v1: client 127.0.0.2:")
 
@@ -193,7 +193,7 @@ def test_tls_passthrough_with_proxy_v2():
             assert a == {"remote_addr": want, "scheme": "wss"}, (a, want)
         finally:
             c.close()
-        assert st.mbgw.wait_log("open remote=%s path=/p route=p subprotocol=- tls=1 " % want)
+        wait_access(st.mbgw, "open", remote=want, path="/p", route="p", subprotocol="-", tls=1)
 
 
 def test_limits_apply_to_the_client_behind_haproxy():

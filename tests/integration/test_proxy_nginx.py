@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from mbgw_harness import (Server, BoundClient, Client, OP_BINARY, OP_CLOSE, OP_TEXT, close_payload, free_port,
-                          probe_attrs, probe_route, run_tests, Skip)
+                          probe_attrs, probe_route, run_tests, wait_access, Skip)
 from tls_certs import Certs, TLSClient, client_context
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -205,10 +205,9 @@ def test_client_address_and_scheme_through_nginx():
             assert c.expect_close(1000)[0] == 1000
         finally:
             c.close()
-        assert s.wait_log('open remote=127.0.0.2:0 path=/p route=p subprotocol=- tls=0 deflate=0 status=101 '), \
-            s.logtext()[-1500:]
-        assert s.wait_log('user_agent="via-nginx"')
-        assert s.wait_log('close remote=127.0.0.2:0 route=p code=1000 reason="through nginx"'), s.logtext()[-1500:]
+        wait_access(s, "open", remote="127.0.0.2:0", path="/p", route="p", subprotocol="-", tls=0, deflate=0,
+                    status=101, user_agent="via-nginx")
+        wait_access(s, "close", remote="127.0.0.2:0", route="p", code=1000, reason="through nginx")
 
 
 def test_wss_at_nginx_is_wss_for_plugins():
@@ -227,7 +226,7 @@ def test_wss_at_nginx_is_wss_for_plugins():
         finally:
             c.close()
         # mbgw itself spoke plain HTTP with nginx
-        assert st.mbgw.wait_log("open remote=127.0.0.2:0 path=/p route=p subprotocol=- tls=0 ")
+        wait_access(st.mbgw, "open", remote="127.0.0.2:0", path="/p", route="p", subprotocol="-", tls=0)
 
 
 def test_spoofed_forwarded_for_through_nginx():
@@ -255,7 +254,7 @@ def test_untrusted_nginx_is_not_believed():
             assert a["remote_addr"].startswith("127.0.0.4:") and a["scheme"] == "ws", a
         finally:
             c.close()
-        assert st.mbgw.wait_log("open remote=127.0.0.4:")
+        wait_access(st.mbgw, "open", remote=a["remote_addr"])
 
 
 def test_limits_see_the_client_behind_nginx():
