@@ -432,3 +432,140 @@ def wait_stderr(p, needle, timeout=10):
                 break
             got += chunk
     return needle in got
+
+
+def server_frame(op, payload=b"", fin=True, rsv=0, mask=None):
+    """A frame as a server would send it (unmasked unless mask given)."""
+    import struct
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | (rsv << 4) | op
+    m = 0x80 if mask else 0
+    if n < 126:
+        h = struct.pack("!BB", b0, m | n)
+    elif n < 65536:
+        h = struct.pack("!BBH", b0, m | 126, n)
+    else:
+        h = struct.pack("!BBQ", b0, m | 127, n)
+    if mask:
+        return h + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return h + payload
+
+
+OK_101 = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Accept: {accept}\r\n{extra}\r\n")
+
+
+class ScriptedServer:
+    """Answers the upgrade with `response` (a format string: {accept} is
+    the right Sec-WebSocket-Accept, {extra} extra header lines) followed by
+    `after` bytes, optionally one byte at a time; then records the frames
+    the client sends (unmasking them) until it closes or `linger` seconds
+    pass; a close from the client is answered unless `after` already held
+    the server's close (server_closes). One connection at a time, for as
+    many as come."""
+
+    def __init__(self, response=OK_101, extra="", after=b"", trickle=False, linger=3.0, server_closes=False):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.response, self.extra, self.after = response, extra, after
+        self.trickle, self.linger = trickle, linger
+        self.after_has_close = server_closes
+        self.frames = []          # (opcode, payload, masked) from the client
+        self.requests = []
+        self.stopping = False
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def url(self, path="/"):
+        return "ws://127.0.0.1:%d%s" % (self.port, path)
+
+    def _serve(self, c):
+        c.settimeout(0.2)
+        buf = b""
+        deadline = time.monotonic() + 10
+        while b"\r\n\r\n" not in buf and time.monotonic() < deadline and not self.stopping:
+            try:
+                d = c.recv(4096)
+            except socket.timeout:
+                continue
+            if not d:
+                return
+            buf += d
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        self.requests.append(head.decode("latin-1"))
+        m = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", head)
+        key = m.group(1).decode() if m else ""
+        out = self.response.format(accept=_accept_key(key), extra=self.extra).encode("latin-1") + self.after
+        if self.trickle:
+            for i in range(len(out)):
+                c.sendall(out[i:i + 1])
+                time.sleep(0.002)
+        else:
+            c.sendall(out)
+        end = time.monotonic() + self.linger
+        while time.monotonic() < end and not self.stopping:
+            try:
+                d = c.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not d:
+                return
+            buf += d
+            while len(buf) >= 2:
+                n = buf[1] & 0x7F
+                off = 2
+                if n == 126:
+                    if len(buf) < 4:
+                        break
+                    n = int.from_bytes(buf[2:4], "big")
+                    off = 4
+                elif n == 127:
+                    if len(buf) < 10:
+                        break
+                    n = int.from_bytes(buf[2:10], "big")
+                    off = 10
+                masked = bool(buf[1] & 0x80)
+                if len(buf) < off + (4 if masked else 0) + n:
+                    break
+                mk = buf[off:off + 4] if masked else b"\0\0\0\0"
+                off += 4 if masked else 0
+                payload = bytes(b ^ mk[i % 4] for i, b in enumerate(buf[off:off + n]))
+                self.frames.append((buf[0] & 0x0F, payload, masked))
+                buf = buf[off + n:]
+                if self.frames[-1][0] == 8:
+                    # The close handshake (RFC 6455 §5.5.1): answer a close
+                    # we did not start, then the server closes TCP first.
+                    if not self.after_has_close:
+                        c.sendall(server_frame(8, payload[:2]))
+                    return
+
+    def _run(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            try:
+                self._serve(c)
+            except OSError:
+                pass
+            finally:
+                c.close()
+
+    def close_codes(self):
+        return [int.from_bytes(p[:2], "big") for op, p, _ in self.frames if op == 8 and len(p) >= 2]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping = True
+        self.t.join(15)
+        self.sock.close()
