@@ -190,14 +190,16 @@ struct mbgw_client_callbacks {
 	 * on_message is NULL, messages are kept for mbgw_client_recv(). */
 	void (*on_message)(struct mbgw_client *c, int type, const void *data, size_t len, void *ud);
 	/* An open connection was lost or closed. code is the close code the
-	 * server sent (1005 if none), 1006 when no close frame came (reset,
-	 * EOF, heartbeat timeout); reason is a NUL-terminated string (the
-	 * server's close reason, or ours). will_reconnect is 1 if a
-	 * reconnection follows. */
+	 * server sent (1005 if none), or 1006 when the close handshake did
+	 * not happen (reset, EOF, heartbeat timeout, or we failed the
+	 * connection for a protocol error: mbgw_client_last_error() says
+	 * which); reason is a NUL-terminated string (the server's close
+	 * reason, or ours). will_reconnect is 1 if a reconnection follows. */
 	void (*on_disconnect)(struct mbgw_client *c, int code, const char *reason, int will_reconnect,
 			      void *ud);
 	/* A reconnection attempt (1, 2, ...) will start in delay_ms.
-	 * last_error is why the previous attempt or connection failed. */
+	 * last_error is why the previous attempt or connection failed (0
+	 * after a close by the server, e.g. 1001 going away). */
 	void (*on_reconnecting)(struct mbgw_client *c, unsigned attempt, uint64_t delay_ms,
 				int last_error, void *ud);
 	/* The client is closed for good (state MBGW_CLIENT_CLOSED): rc is 0
