@@ -90,13 +90,20 @@ def test_kill_and_restart():
     s = Server(routes=ROUTES).start()
     try:
         with Probe(opts + ["--on-open", JOIN_A, s.url("/chat")]) as a, \
-                Probe(opts + ["--on-open", JOIN_B, s.url("/chat")]) as b:
+                Probe(opts + ["--on-open", JOIN_B, s.url("/chat")]) as b, \
+                Probe(["--reconnect", "--backoff-initial", "20", "--backoff-max", "40", "--max-attempts", "2",
+                       s.url("/chat")]) as c:
             a.wait("message text chat.joined")
             b.wait("message text chat.joined")
+            c.wait("open n=1")
             kill_server(s)
             a.wait("disconnect code=1006 reconnect=1")
             b.wait("disconnect code=1006 reconnect=1")
             a.wait("reconnecting attempt=3", timeout=5)
+            # c allows 2 attempts, which fail while the server is down.
+            _, line = c.wait("closed", timeout=5)
+            assert line.startswith("closed rc=-19 attempts=3") and "connection refused" in line, line
+            assert len(c.events("reconnecting")) == 2, c.dump()
             # Sent while disconnected: queued.
             a.cmd('send chat.send\\n{"room":"r","text":"queued while down"}')
             a.wait("sent rc=0", count=2)
@@ -119,6 +126,8 @@ def test_kill_and_restart():
             # Attempts are numbered from 1 after each loss, without gaps.
             assert [n for n, _ in delays(a)] == list(range(1, len(delays(a)) + 1)), a.dump()
             assert a.events("disconnect")[0][1].startswith("disconnect code=1006"), a.dump()
+            # The one that gave up stays down although the server is back.
+            assert not c.events("open n=2") and len(c.events("reconnecting")) == 2, c.dump()
     finally:
         s.__exit__(None, None, None)
 
