@@ -8,7 +8,7 @@ import os
 
 from mbgw_harness import MBGW_BIN, run_tests
 from tls_certs import Certs, TLSServer, tls_section, EXPIRED
-from client_util import ExternalServer, cat
+from client_util import ExternalServer, Probe, cat, kill_server
 
 PLUGIN_DIR = os.path.join(os.path.dirname(os.path.abspath(MBGW_BIN)), "test-plugins")
 ROUTES = """
@@ -121,6 +121,27 @@ def test_mutual_tls():
             assert r.rc == 1 and "cannot load CA /nonexistent-ca.pem" in r.err, r
 
 
+def test_wss_reconnects_after_a_crash():
+    with Certs() as c:
+        cert, key = c.server("srv")
+        s = TLSServer(tls_section(cert, key), routes=ROUTES).start()
+        try:
+            with Probe(["--ca", c.ca_cert, "--reconnect", "--backoff-initial", "50", "--backoff-max", "200",
+                        "--compress", s.wss_url()]) as p:
+                p.wait("open n=1")
+                kill_server(s)
+                _, line = p.wait("disconnect")
+                assert line.startswith("disconnect code=1006 reconnect=1"), line
+                p.wait("reconnecting attempt=2", timeout=5)
+                s.start()
+                _, line = p.wait("open n=2", timeout=5)
+                assert "ext=permessage-deflate" in line, line
+                p.cmd("send after the crash")
+                _, line = p.wait("message text after the crash")
+        finally:
+            s.__exit__(None, None, None)
+
+
 if __name__ == "__main__":
     run_tests([test_wss_with_ca_file, test_untrusted_certificate, test_wrong_host_name, test_sni_is_sent,
-               test_expired_certificate, test_mutual_tls])
+               test_expired_certificate, test_mutual_tls, test_wss_reconnects_after_a_crash])
