@@ -154,6 +154,7 @@ def test_handshake_rate_per_ip():
             assert c.status == 101
             c.close()
         c = Client(s.port)
+        t_empty = time.monotonic()  # the bucket is empty from here
         try:
             assert c.status == 429, c.status
             assert c.response_headers.get("x-content-type-options") == "nosniff"
@@ -171,14 +172,15 @@ def test_handshake_rate_per_ip():
         m = scrape_metrics(s.port)
         assert m.get("mbgw_handshakes_rejected_total", reason="limit") == 1
         assert m.get("mbgw_route_connections_total", route="echo") == 4
-        # the bucket refills at the configured rate
-        time.sleep(1.2)
+        # the bucket refills at the configured rate: one token a second
+        time.sleep(max(0.0, t_empty + 1.1 - time.monotonic()))
         c = Client(s.port)
         assert c.status == 101
         c.close()
         c = Client(s.port)
-        assert c.status == 429
         c.close()
+        if time.monotonic() - t_empty < 1.9:  # (a slow machine may have earned a second token)
+            assert c.status == 429, c.status
 
 
 def recv_until_close(c, limit=50):
