@@ -32,17 +32,22 @@ def refused_at_accept(port, source="127.0.0.1"):
     except OSError:
         pass
     got = b""
+    closed = False
     deadline = time.monotonic() + 5
     try:
         while time.monotonic() < deadline:
             chunk = s.recv(4096)
             if not chunk:
+                closed = True
                 break
             got += chunk
-    except (ConnectionResetError, socket.timeout):
+    except ConnectionResetError:
+        closed = True
+    except socket.timeout:
         pass
     finally:
         s.close()
+    assert closed, "a refused connection was left open: %r" % got[:200]
     assert not got or got.startswith(b"HTTP/1.1 503 "), got[:200]
     assert b" 101 " not in got
     return got
