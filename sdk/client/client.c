@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -42,10 +44,13 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-enum phase { PH_NONE, PH_TCP, PH_PROXY, PH_TLS, PH_UPGRADE };
+enum phase { PH_NONE, PH_RESOLVE, PH_TCP, PH_PROXY, PH_TLS, PH_UPGRADE };
 
 /* Write-buffer size beyond which pings are no longer answered. */
 #define PONG_BACKLOG (1u << 20)
+
+struct resolve_job;
+static void job_release(struct resolve_job *j);
 
 struct qmsg {
 	struct qmsg *next;
@@ -82,8 +87,9 @@ struct mbgw_client {
 	bool tls_verify_failed;
 	int proxy_status;
 	struct addrinfo *ai, *ai_cur;
-	char peer[80];
-	char tcp_err[160];
+	struct resolve_job *resolve;   /* a name being resolved (PH_RESOLVE) */
+	char peer[300];
+	char tcp_err[400];
 	struct buf in, out;
 	char key[25];
 	struct ws_deflate deflate;
@@ -570,6 +576,9 @@ static void transport_close(struct mbgw_client *c)
 	if (c->ai)
 		freeaddrinfo(c->ai);
 	c->ai = c->ai_cur = NULL;
+	if (c->resolve)
+		job_release(c->resolve);
+	c->resolve = NULL;
 	if (c->deflate_on)
 		ws_deflate_free(&c->deflate);
 	c->deflate_on = false;
@@ -945,6 +954,125 @@ static void tcp_next(struct mbgw_client *c)
 	attempt_failed(c, MBGW_C_E_CONNECT);
 }
 
+/* Host names are resolved on a short-lived thread, so that an
+ * application's loop never blocks in getaddrinfo(): the thread signals an
+ * eventfd that mbgw_client_fd() hands out meanwhile. The job is shared by
+ * the thread and the client and freed by whichever lets go last, so a
+ * client freed (or timed out) during a slow lookup leaves nothing behind
+ * but a thread that finishes alone. IP literals skip all this. */
+struct resolve_job {
+	atomic_int refs;
+	atomic_int done;
+	int efd;
+	int gai;                /* getaddrinfo's result, valid once done */
+	int gai_errno;
+	struct addrinfo *res;
+	char host[256];
+	char port[8];
+};
+
+static void job_release(struct resolve_job *j)
+{
+	if (atomic_fetch_sub(&j->refs, 1) != 1)
+		return;
+	if (j->res)
+		freeaddrinfo(j->res);
+	close(j->efd);
+	free(j);
+}
+
+static void *resolve_thread(void *arg)
+{
+	struct resolve_job *j = arg;
+	struct addrinfo hints;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	j->gai = getaddrinfo(j->host, j->port, &hints, &j->res);
+	j->gai_errno = errno;
+	atomic_store(&j->done, 1);
+	uint64_t one = 1;
+	ssize_t w = write(j->efd, &one, sizeof one);
+	(void)w; /* a full eventfd is already readable */
+	job_release(j);
+	return NULL;
+}
+
+/* Starts resolving host:port. Returns 0 (c->resolve set, or c->ai set at
+ * once for an IP literal or when no thread can be started), or a
+ * getaddrinfo error code. */
+static int resolve_start(struct mbgw_client *c, const char *host, const char *port)
+{
+	struct addrinfo hints;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
+	int g = getaddrinfo(host, port, &hints, &c->ai);
+	if (g != EAI_NONAME)
+		return g;
+	c->ai = NULL;
+	struct resolve_job *j = calloc(1, sizeof *j);
+	if (!j)
+		goto out_sync;
+	j->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (j->efd < 0)
+		goto out_free_job;
+	snprintf(j->host, sizeof j->host, "%s", host);
+	snprintf(j->port, sizeof j->port, "%s", port);
+	atomic_init(&j->refs, 2);
+	atomic_init(&j->done, 0);
+	pthread_attr_t attr;
+	pthread_t t;
+	if (pthread_attr_init(&attr) != 0)
+		goto out_close_efd;
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int rc = pthread_create(&t, &attr, resolve_thread, j);
+	pthread_attr_destroy(&attr);
+	if (rc != 0)
+		goto out_close_efd;
+	c->resolve = j;
+	c->phase = PH_RESOLVE;
+	return 0;
+out_close_efd:
+	close(j->efd);
+out_free_job:
+	free(j);
+out_sync:
+	/* No thread: resolve here, as a blocking client would. */
+	hints.ai_flags = AI_NUMERICSERV;
+	return getaddrinfo(host, port, &hints, &c->ai);
+}
+
+static void resolve_failed(struct mbgw_client *c, int g, int e)
+{
+	const char *host = c->has_proxy ? c->proxy.host : c->url.host;
+	set_err(c, "cannot resolve %s%s: %s", host, c->has_proxy ? " (the proxy)" : "",
+		g == EAI_SYSTEM ? strerror(e) : gai_strerror(g));
+	attempt_failed(c, MBGW_C_E_RESOLVE);
+}
+
+static void resolve_progress(struct mbgw_client *c)
+{
+	struct resolve_job *j = c->resolve;
+	if (!atomic_load(&j->done))
+		return;
+	int g = j->gai, e = j->gai_errno;
+	c->ai = j->res;
+	j->res = NULL;
+	c->resolve = NULL;
+	job_release(j);
+	c->phase = PH_NONE;
+	if (g != 0) {
+		c->ai = NULL;
+		resolve_failed(c, g, e);
+		return;
+	}
+	c->ai_cur = c->ai;
+	tcp_next(c);
+}
+
 static void attempt_start(struct mbgw_client *c)
 {
 	c->attempts++;
@@ -961,19 +1089,15 @@ static void attempt_start(struct mbgw_client *c)
 	unsigned port = c->has_proxy ? c->proxy.port : c->url.port;
 	char ps[8];
 	snprintf(ps, sizeof ps, "%u", port);
-	struct addrinfo hints;
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	int g = getaddrinfo(host, ps, &hints, &c->ai);
+	snprintf(c->peer, sizeof c->peer, "%s", host);
+	int g = resolve_start(c, host, ps);
 	if (g != 0) {
 		c->ai = NULL;
-		set_err(c, "cannot resolve %s%s: %s", host, c->has_proxy ? " (the proxy)" : "",
-			g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
-		attempt_failed(c, MBGW_C_E_RESOLVE);
+		resolve_failed(c, g, errno);
 		return;
 	}
+	if (c->resolve)
+		return;
 	c->ai_cur = c->ai;
 	tcp_next(c);
 }
@@ -1477,6 +1601,9 @@ static void timers(struct mbgw_client *c, uint64_t now)
 		if (now >= c->deadline) {
 			int ms = c->o.connect_timeout_ms;
 			switch (c->phase) {
+			case PH_RESOLVE:
+				set_err(c, "resolving %s timed out after %d ms", c->peer, ms);
+				break;
 			case PH_TCP:
 				set_err(c, "connect to %s timed out after %d ms", c->peer, ms);
 				break;
@@ -1596,11 +1723,15 @@ MBGW_CLIENT_API int mbgw_client_state(const struct mbgw_client *c)
 
 MBGW_CLIENT_API int mbgw_client_fd(const struct mbgw_client *c)
 {
+	if (c && c->resolve)
+		return c->resolve->efd;
 	return c ? c->fd : -1;
 }
 
 MBGW_CLIENT_API short mbgw_client_events(const struct mbgw_client *c)
 {
+	if (c && c->resolve)
+		return POLLIN;
 	if (!c || c->fd < 0)
 		return 0;
 	switch (c->phase) {
@@ -1655,6 +1786,9 @@ MBGW_CLIENT_API int mbgw_client_step(struct mbgw_client *c, short revents)
 	switch (c->state) {
 	case MBGW_CLIENT_CONNECTING:
 		switch (c->phase) {
+		case PH_RESOLVE:
+			resolve_progress(c);
+			break;
 		case PH_TCP:
 			tcp_progress(c);
 			break;

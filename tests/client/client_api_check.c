@@ -6,12 +6,14 @@
  *   client_api_check deaf URL        request and close timeouts (server never answers)
  *   client_api_check late URL        open with reconnect retries until the server appears
  *   client_api_check refused URL     open fails with a clear error, no reconnect
+ *   client_api_check resolve URL     a host name resolved off the caller's thread
  *
  * Prints "ok <what>" per passed check and "FAIL <what>: <detail>" at the
  * first failure (exit 1). Every wait is bounded by an explicit timeout.
  */
 #include <mbgw/client.h>
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +205,31 @@ static int late(const char *url)
 	return 0;
 }
 
+/* A host name is resolved on a thread: meanwhile the client hands out an
+ * eventfd to poll. A client freed during the lookup leaves nothing behind
+ * (LeakSanitizer checks at exit). url must name "localhost". */
+static int resolve(const char *url)
+{
+	struct mbgw_client *c = make(url, 0, NULL, NULL);
+	check(mbgw_client_connect(c) == 0, "connect", "%s", mbgw_client_last_error(c));
+	check(mbgw_client_state(c) == MBGW_CLIENT_CONNECTING, "connecting", "");
+	check(mbgw_client_fd(c) >= 0 && mbgw_client_events(c) == POLLIN, "an fd to poll while resolving", "fd %d ev %d",
+	      mbgw_client_fd(c), mbgw_client_events(c));
+	int rc = mbgw_client_open(c, 3000);
+	check(rc == 0, "open by name", "rc %d %s", rc, mbgw_client_last_error(c));
+	mbgw_client_close(c, 1000, NULL, 2000);
+	mbgw_client_free(c);
+	for (int i = 0; i < 20; i++) {
+		c = make(url, 0, NULL, NULL);
+		check(mbgw_client_connect(c) == 0, "connect again", "");
+		mbgw_client_free(c); /* during the lookup */
+	}
+	printf("ok freed during lookups\n");
+	struct timespec ts = { 0, 300 * 1000000L }; /* the lookups end alone */
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
 static int refused(const char *url)
 {
 	struct mbgw_client *c = make(url, 0, NULL, NULL);
@@ -222,7 +249,7 @@ static int refused(const char *url)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: client_api_check echo|deaf|late|refused URL\n");
+		fprintf(stderr, "usage: client_api_check echo|deaf|late|refused|resolve URL\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "echo"))
@@ -233,6 +260,8 @@ int main(int argc, char **argv)
 		return late(argv[2]);
 	if (!strcmp(argv[1], "refused"))
 		return refused(argv[2]);
+	if (!strcmp(argv[1], "resolve"))
+		return resolve(argv[2]);
 	fprintf(stderr, "unknown scenario %s\n", argv[1]);
 	return 2;
 }

@@ -475,6 +475,7 @@ class ScriptedServer:
         self.after_has_close = server_closes
         self.frames = []          # (opcode, payload, masked) from the client
         self.requests = []
+        self.active = 0           # connections being served
         self.stopping = False
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
@@ -552,12 +553,14 @@ class ScriptedServer:
                 continue
             except OSError:
                 break
+            self.active += 1
             try:
                 self._serve(c)
             except OSError:
                 pass
             finally:
                 c.close()
+                self.active -= 1
 
     def close_codes(self):
         return [int.from_bytes(p[:2], "big") for op, p, _ in self.frames if op == 8 and len(p) >= 2]
@@ -566,6 +569,11 @@ class ScriptedServer:
         return self
 
     def __exit__(self, *exc):
+        # Let the connection in progress read what the client sent before
+        # it went away (bounded by linger).
+        deadline = time.monotonic() + self.linger + 1
+        while self.active and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.stopping = True
         self.t.join(15)
         self.sock.close()

@@ -43,10 +43,16 @@ def test_open_waits_for_a_late_server():
         s.__exit__(None, None, None)
 
 
+def test_resolve_by_name():
+    with Server() as s:
+        out = scenario("resolve", "ws://localhost:%d/ws" % s.port)
+        assert "ok freed during lookups" in out, out
+
+
 def test_refused():
     scenario("refused", "ws://127.0.0.1:%d/" % free_port())
 
 
 if __name__ == "__main__":
     run_tests([test_blocking_api_on_echo, test_timeouts_on_a_deaf_server, test_open_waits_for_a_late_server,
-               test_refused])
+               test_resolve_by_name, test_refused])

@@ -276,9 +276,12 @@ MBGW_CLIENT_API int mbgw_client_new(const struct mbgw_client_options *o, struct 
  * be NULL. Never from inside a callback of c. */
 MBGW_CLIENT_API void mbgw_client_free(struct mbgw_client *c);
 
-/* Starts connecting (embedded style): resolves the host (getaddrinfo,
- * which may block for DNS), starts a non-blocking TCP connection and
- * returns. Progress is made by mbgw_client_step(). Allowed in IDLE and
+/* Starts connecting (embedded style) and returns at once: an IP literal
+ * gets a non-blocking TCP connection right away; a host name is first
+ * resolved with getaddrinfo() on a short-lived helper thread (the only
+ * thread the library ever starts; it touches nothing but its own job),
+ * so that the caller's loop never blocks on DNS. Progress is made by
+ * mbgw_client_step(). Allowed in IDLE and
  * CLOSED (a new session: the attempt counter is reset).
  * Returns 0 (connecting, or with reconnect on, waiting to retry after a
  * failed resolution), MBGW_C_E_STATE, or the error of an immediate
@@ -292,9 +295,11 @@ MBGW_CLIENT_API int mbgw_client_state(const struct mbgw_client *c);
 /* ------------------------------------------------------------------ */
 /* Embedded use: the application's loop */
 
-/* The socket to poll, or -1 when there is none (idle, waiting to
- * reconnect, closed): then only the timeout matters. Changes across
- * reconnections: ask again after every step. */
+/* The file descriptor to poll: the socket, or, while a host name is
+ * being resolved, an eventfd that becomes readable when the lookup is
+ * done; -1 when there is none (idle, waiting to reconnect, closed): then
+ * only the timeout matters. Changes across phases and reconnections: ask
+ * again after every step. */
 MBGW_CLIENT_API int mbgw_client_fd(const struct mbgw_client *c);
 
 /* poll(2) events to wait for on that socket (POLLIN and/or POLLOUT). */
