@@ -591,7 +591,7 @@ void plugin_host_render_counters(struct buf *out)
 	pthread_mutex_lock(&g_counter_lock);
 	for (struct plugin_counter *c = g_counters; c; c = c->next) {
 		char line[400];
-		int n = snprintf(line, sizeof line, "mbgw_plugin_counter{route=\"%s\",name=\"%s\"} %lld\n",
+		int n = snprintf(line, sizeof line, "mbgw_plugin_counter_total{route=\"%s\",name=\"%s\"} %lld\n",
 				 c->route, c->name, (long long)c->value);
 		if (n > 0 && (size_t)n < sizeof line)
 			buf_append(out, line, (size_t)n);

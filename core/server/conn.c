@@ -113,6 +113,9 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, uns
 	c->listener = (uint8_t)listener;
 	memcpy(&c->peer_addr, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 								 : sizeof(struct sockaddr_in));
+	/* The address the limits counted; peer_addr may later become the
+	 * client a trusted proxy names, but the slot is this one's. */
+	c->limits_addr = c->peer_addr;
 	set_state(c, CONN_HTTP);
 	net_addr_format(peer, c->peer, sizeof c->peer);
 	int one = 1;
@@ -143,7 +146,7 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, uns
 void conn_free(struct conn *c)
 {
 	if (c->limits_counted)
-		limits_disconnect(c->w->srv->conf, (const struct sockaddr *)&c->peer_addr);
+		limits_disconnect(c->w->srv->conf, (const struct sockaddr *)&c->limits_addr);
 	transport_free(c);
 	if (c->pmd) {
 		ws_deflate_free(c->pmd);
@@ -511,15 +514,17 @@ static size_t handle_http(struct conn *c)
 	worker_mark_dirty(c->w, c);
 	c->subprotocol = subprotocol;
 	set_state(c, CONN_OPEN);
-	/* Access line (logfmt-style fields). */
+	/* Access line (logfmt fields; client text quoted and escaped). */
 	const struct http_header *ua = http_find_header(&req, "User-Agent");
+	char uaq[1024], idq[1100];
 	if (cf(c)->access_log)
 		log_msg(LOG_INFO, c->id, "open remote=%s path=%.*s route=%s subprotocol=%s tls=%d deflate=%d "
-		"identity=%s status=101 duration_ms=%llu user_agent=\"%.*s\"",
+		"identity=\"%s\" status=101 duration_ms=%llu user_agent=\"%s\"",
 		c->peer, (int)(req.path.n > 200 ? 200 : req.path.n), req.path.p, c->routes[0]->conf->name,
-		subprotocol ? subprotocol : "-", c->ssl != NULL, c->pmd != NULL, c->identity ? c->identity : "-",
+		subprotocol ? subprotocol : "-", c->ssl != NULL, c->pmd != NULL,
+		log_quote(idq, sizeof idq, c->identity ? c->identity : "-", c->identity ? strlen(c->identity) : 1),
 		(unsigned long long)(c->w->now_ms - c->accepted_ms),
-		ua ? (int)(ua->value.n > 120 ? 120 : ua->value.n) : 0, ua ? ua->value.p : "");
+		log_quote(uaq, sizeof uaq, ua ? ua->value.p : "", ua ? (ua->value.n > 200 ? 200 : ua->value.n) : 0));
 	dispatch_open(c);
 	return (size_t)n;
 }
@@ -697,6 +702,10 @@ out:
 static void tls_step(struct conn *c)
 {
 	int r = transport_handshake(c);
+	if (r == -2) {
+		conn_terminate(c, "closed before the TLS handshake");
+		return;
+	}
 	if (r < 0) {
 		METRIC_INC(c->w->m->tls_failures);
 		/* Lingering close: OpenSSL has written its alert; closing now
@@ -765,6 +774,7 @@ static void proxy_step(struct conn *c)
 		return;
 	}
 	c->limits_counted = true;
+	c->limits_addr = c->peer_addr;
 	c->created_ms = c->w->now_ms;
 	if (cf(c)->listen[c->listener].tls) {
 		c->ssl = tls_session_new(c->fd);

@@ -395,10 +395,11 @@ void dispatch_close(struct conn *c)
 		uint32_t code = c->close_code ? c->close_code : WS_CLOSE_ABNORMAL;
 		METRIC_INC(c->w->m->close_codes[metrics_close_slot(code)]);
 		/* Access line for the end of the connection. */
+		char rq[600];
 		if (c->w->srv->conf->access_log)
-			log_msg(LOG_INFO, c->id, "close remote=%s route=%s code=%u reason=\"%.*s\" bytes_in=%llu "
+			log_msg(LOG_INFO, c->id, "close remote=%s route=%s code=%u reason=\"%s\" bytes_in=%llu "
 			"bytes_out=%llu duration_ms=%llu", c->peer, c->routes[0]->conf->name, code,
-			(int)c->close_reason_len, c->close_reason ? c->close_reason : "",
+			log_quote(rq, sizeof rq, c->close_reason ? c->close_reason : "", c->close_reason_len),
 			(unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
 			(unsigned long long)(c->w->now_ms - c->accepted_ms));
 		if (c->rslot)

@@ -27,9 +27,13 @@ static bool any_metrics_listener(const struct conf *k)
 static void cors_headers(const struct conf *k, const struct http_request *req, char *out, size_t cap)
 {
 	out[0] = 0;
-	const struct http_header *o = http_find_header(req, "Origin");
-	if (!k->cors_origins || !o || o->value.n == 0 || o->value.n > 200)
+	if (!k->cors_origins)
 		return;
+	const struct http_header *o = http_find_header(req, "Origin");
+	if (!o || o->value.n == 0 || o->value.n > 200) {
+		snprintf(out, cap, "Vary: Origin\r\n");
+		return;
+	}
 	bool ok = false;
 	const char *p = k->cors_origins;
 	while (*p && !ok) {
@@ -45,9 +49,13 @@ static void cors_headers(const struct conf *k, const struct http_request *req, c
 		ok = (n == 1 && *p == '*') || (n == o->value.n && strncasecmp(p, o->value.p, n) == 0);
 		p = e;
 	}
+	/* Vary on Origin whatever the answer, so a cache never serves one
+	 * origin's answer to another. */
 	if (ok)
 		snprintf(out, cap, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n", (int)o->value.n,
 			 o->value.p);
+	else
+		snprintf(out, cap, "Vary: Origin\r\n");
 }
 
 bool endpoint_handle(struct conn *c, const struct http_request *req)
@@ -69,9 +77,10 @@ bool endpoint_handle(struct conn *c, const struct http_request *req)
 	if (http_str_eq(req->method, "OPTIONS")) {
 		/* Preflight. */
 		char pre[700];
+		bool allowed = strstr(extra, "Access-Control-Allow-Origin") != NULL;
 		snprintf(pre, sizeof pre, "%sAllow: GET, HEAD, OPTIONS\r\n%s", extra,
-			 extra[0] ? "Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n"
-				    "Access-Control-Max-Age: 600\r\n" : "");
+			 allowed ? "Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n"
+				   "Access-Control-Max-Age: 600\r\n" : "");
 		conn_http_answer(c, 204, "text/plain; charset=utf-8", pre, "", 0, true);
 		return true;
 	}

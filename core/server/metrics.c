@@ -253,7 +253,7 @@ int metrics_render(struct buf *b, const struct metrics_gauges *g)
 	head(b, "mbgw_plugin_callback_seconds", "histogram", "Time in plugin message callbacks (1 in 16 sampled), by route.");
 	for (struct route_metrics *r = routes; r; r = r->next)
 		hist(b, "mbgw_plugin_callback_seconds", r->name, r, false);
-	head(b, "mbgw_plugin_counter", "counter", "Counters of plugins (counter_add), by route and name.");
+	head(b, "mbgw_plugin_counter_total", "counter", "Counters of plugins (counter_add), by route and name.");
 	plugin_host_render_counters(b);
 	return 0;
 }

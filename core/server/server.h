@@ -104,7 +104,8 @@ struct conn {
 
 	uint8_t listener;               /* index into conf->listen */
 	uint8_t reject_as;              /* metric_reject + 1 for the next rejection, 0: by status */
-	struct sockaddr_in6 peer_addr;  /* (or sockaddr_in) for per-IP limits */
+	struct sockaddr_in6 peer_addr;  /* (or sockaddr_in) the client, for rate limits */
+	struct sockaddr_in6 limits_addr; /* the address limits_connect counted */
 	struct route_slot *rslot;       /* this worker's counters of the first route */
 	uint64_t msg_tokens_ms;         /* message rate limit: bucket time */
 	double msg_tokens;
@@ -249,7 +250,8 @@ ssize_t transport_read(struct conn *c, void *buf, size_t n);
 ssize_t transport_writev(struct conn *c, struct iovec *iov, int n);
 /* True when the transport holds decrypted bytes not yet read. */
 bool transport_pending(const struct conn *c);
-/* TLS handshake step: 1 done, 0 in progress, -1 failed (logged). */
+/* TLS handshake step: 1 done, 0 in progress, -1 failed (logged), -2 the
+ * peer closed before sending anything. */
 int transport_handshake(struct conn *c);
 /* Ends our direction: close_notify (TLS) and a TCP FIN. */
 void transport_shutdown(struct conn *c);

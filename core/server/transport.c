@@ -108,6 +108,7 @@ ssize_t transport_writev(struct conn *c, struct iovec *iov, int n)
 int transport_handshake(struct conn *c)
 {
 	ERR_clear_error();
+	errno = 0;
 	int r = SSL_do_handshake(c->ssl);
 	if (r == 1) {
 		c->tls_want_write = false;
@@ -123,6 +124,12 @@ int transport_handshake(struct conn *c)
 		c->tls_want_write = true;
 		worker_update_events(c->w, c);
 		return 0;
+	}
+	if (e == SSL_ERROR_SYSCALL && errno == 0 && SSL_in_before(c->ssl)) {
+		/* Closed before sending anything (a port probe, a TCP health
+		 * check): not a failed handshake. */
+		ERR_clear_error();
+		return -2;
 	}
 	const char *why = e == SSL_ERROR_SYSCALL ? (errno ? strerror(errno) : "connection closed")
 						 : tls_error_text();

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "http/http_response.h"
 #include "net/net_listen.h"
 #include "plugin/plugin_host.h"
 #include "server/limits.h"
@@ -277,12 +278,14 @@ static void on_accept(struct worker *w, int lfd, unsigned listener)
 		/* Behind PROXY protocol the peer is the proxy: the limits apply
 		 * to the client named in the header (conn.c proxy_step). */
 		bool proxied = w->srv->conf->listen[listener].proxy_protocol;
-		const char *why = proxied ? NULL : limits_connect(w->srv->conf, (struct sockaddr *)&ss);
+		/* The metrics listener is for operators: never full. */
+		bool exempt = proxied || w->srv->conf->listen[listener].metrics;
+		const char *why = exempt ? NULL : limits_connect(w->srv->conf, (struct sockaddr *)&ss);
 		if (why) {
 			/* Refused before reading anything: a short 503 (best
 			 * effort, the socket buffer is empty) and close. */
 			static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
-						   "Content-Length: 0\r\n\r\n";
+						   "Content-Length: 0\r\n" HTTP_SECURITY_HEADERS "\r\n";
 			char addr[64];
 			net_addr_format((struct sockaddr *)&ss, addr, sizeof addr);
 			log_msg(LOG_INFO, 0, "connection from %s refused: %s", addr, why);
@@ -294,9 +297,9 @@ static void on_accept(struct worker *w, int lfd, unsigned listener)
 			close(fd);
 			continue;
 		}
-		struct conn *c = conn_new(w, fd, (struct sockaddr *)&ss, listener, !proxied);
+		struct conn *c = conn_new(w, fd, (struct sockaddr *)&ss, listener, !exempt);
 		if (!c) {
-			if (!proxied)
+			if (!exempt)
 				limits_disconnect(w->srv->conf, (struct sockaddr *)&ss);
 			log_msg(LOG_ERROR, 0, "out of memory accepting a connection");
 			continue;

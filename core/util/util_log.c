@@ -50,6 +50,24 @@ static void json_escape(char *out, size_t cap, size_t *n, const char *s)
 	}
 }
 
+char *log_quote(char *out, size_t cap, const char *s, size_t n)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n && o + 5 < cap; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)c;
+		} else if (c < 0x20 || c == 0x7f) {
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o < cap ? o : cap - 1] = 0;
+	return out;
+}
+
 static void emit(enum log_level level, uint64_t conn_id, const char *msg)
 {
 	char line[4096];

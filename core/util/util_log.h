@@ -11,6 +11,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
@@ -24,6 +25,12 @@ bool log_enabled(enum log_level level);
 
 /* JSON lines ({"time","level","conn","msg"}) instead of text. Any thread. */
 void log_set_json(bool json);
+
+/* Copies n bytes of untrusted text (a user agent, a close reason) into
+ * out[cap] for a quoted logfmt value: '"' and '\\' get a backslash,
+ * control characters become \xNN, so a client can neither end the field
+ * nor start a line. Returns out. */
+char *log_quote(char *out, size_t cap, const char *s, size_t n);
 
 /* conn_id 0 means "not about a connection". Repeated identical errors
  * and warnings are folded into a "repeated N more times" line. */

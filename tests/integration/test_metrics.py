@@ -395,7 +395,7 @@ def test_plugin_counters():
         finally:
             c.close()
         m = scrape_metrics(s.port)
-        assert 'mbgw_plugin_counter{route="p",name="jobs_done"} 7\n' in m.text, m.text[-500:]
+        assert 'mbgw_plugin_counter_total{route="p",name="jobs_done"} 7\n' in m.text, m.text[-500:]
         # (a counter's samples are read as NAME_total by the parser)
         assert m.get("mbgw_plugin_counter_total", route="p", name="jobs_done") == 7
 
