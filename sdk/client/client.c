@@ -678,6 +678,8 @@ static int transport_flush(struct mbgw_client *c)
 		return -2;
 	}
 	buf_consume(&c->out, done);
+	if (c->out.len == 0 && c->out.cap > CL_READER_KEEP)
+		buf_free(&c->out);
 	return 0;
 }
 
@@ -1525,6 +1527,9 @@ static void process_frames(struct mbgw_client *c)
 	}
 	if (c->fd >= 0 && off)
 		buf_consume(&c->in, off);
+	/* Drained after a large frame: give the memory back. */
+	if (c->in.len == 0 && c->in.cap > CL_READER_KEEP)
+		buf_free(&c->in);
 }
 
 static void open_io(struct mbgw_client *c)

@@ -157,6 +157,9 @@ struct cl_event {
 	char reason[128];
 };
 
+/* A message buffer larger than this is freed at the next message. */
+#define CL_READER_KEEP (256u << 10)
+
 struct cl_reader {
 	uint64_t max_msg;            /* largest message, after inflation */
 	struct ws_deflate *deflate;  /* NULL: RSV1 is refused */

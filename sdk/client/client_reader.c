@@ -124,6 +124,10 @@ size_t cl_reader_next(struct cl_reader *r, const uint8_t *p, size_t n, struct cl
 		r->msg_op = h.opcode;
 		r->compressed = compressed;
 		r->msg.len = 0;
+		/* Give back what one large message took (DESIGN: small while
+		 * idle); the common small message reuses its buffer. */
+		if (r->msg.cap > CL_READER_KEEP)
+			buf_free(&r->msg);
 		ws_utf8_init(&r->utf8);
 		/* msg.data is never NULL from here on, even for an empty
 		 * message (the codecs take no NULL pointers). */
