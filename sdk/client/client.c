@@ -104,6 +104,7 @@ struct mbgw_client {
 	uint64_t pong_deadline;
 	uint64_t close_deadline;
 	bool close_sent, close_rcvd, app_close;
+	bool more_input;               /* the last step stopped reading early */
 	uint64_t reconnect_at;
 
 	struct qmsg *qhead, **qtail;   /* sent while not open */
@@ -1534,7 +1535,15 @@ static void process_frames(struct mbgw_client *c)
 
 static void open_io(struct mbgw_client *c)
 {
-	for (int rounds = 0; rounds < 64 && !inbox_full(c); rounds++) {
+	/* Bounded, so that one busy connection cannot hold the caller's loop;
+	 * when the bound is hit, more_input makes the next timeout 0 (TLS may
+	 * hold decrypted bytes that poll() cannot see). */
+	c->more_input = false;
+	for (int rounds = 0;; rounds++) {
+		if (rounds == 64 || inbox_full(c)) {
+			c->more_input = true;
+			break;
+		}
 		ssize_t r = transport_read(c);
 		if (r == -1)
 			break;
@@ -1763,11 +1772,15 @@ MBGW_CLIENT_API int mbgw_client_timeout(const struct mbgw_client *c)
 		t = min_u64(t, c->deadline);
 		break;
 	case MBGW_CLIENT_OPEN:
+		if (c->more_input && !inbox_full(c))
+			return 0;
 		if (c->o.ping_interval_ms > 0)
 			t = min_u64(t, c->ping_out ? c->pong_deadline
 						   : c->last_rx + (uint64_t)c->o.ping_interval_ms);
 		break;
 	case MBGW_CLIENT_CLOSING:
+		if (c->more_input && !inbox_full(c))
+			return 0;
 		t = min_u64(t, c->close_deadline);
 		break;
 	case MBGW_CLIENT_WAITING:

@@ -7,6 +7,7 @@
  *   client_api_check late URL        open with reconnect retries until the server appears
  *   client_api_check refused URL     open fails with a clear error, no reconnect
  *   client_api_check resolve URL     a host name resolved off the caller's thread
+ *   client_api_check flood URL       more than the recv queue holds, nothing lost
  *
  * Prints "ok <what>" per passed check and "FAIL <what>: <detail>" at the
  * first failure (exit 1). Every wait is bounded by an explicit timeout.
@@ -230,6 +231,40 @@ static int resolve(const char *url)
 	return 0;
 }
 
+/* More than the recv queue may hold (16 MiB) arrives while the
+ * application takes nothing: the client stops reading (TCP backpressure)
+ * and loses nothing; once messages are taken, reading resumes. */
+static int flood(const char *url)
+{
+	struct mbgw_client *c = make(url, 0, NULL, NULL);
+	int rc = mbgw_client_open(c, 3000);
+	check(rc == 0, "open", "rc %d", rc);
+	enum { N = 24, SIZE = 1000000 };
+	char *m = malloc(SIZE);
+	check(m != NULL, "memory", "");
+	for (int i = 0; i < N; i++) {
+		memset(m, 'a' + i, SIZE);
+		check(mbgw_client_send(c, MBGW_CLIENT_BINARY, m, SIZE) == 0, "send", "%d", i);
+	}
+	free(m);
+	rc = mbgw_client_run(c, 1500);
+	check(rc == 0, "run while the queue fills", "rc %d", rc);
+	check(mbgw_client_state(c) == MBGW_CLIENT_OPEN, "still open", "");
+	for (int i = 0; i < N; i++) {
+		int type;
+		void *d;
+		size_t n;
+		rc = mbgw_client_recv(c, &type, &d, &n, 5000);
+		check(rc == 0 && n == SIZE && ((char *)d)[0] == 'a' + i && ((char *)d)[SIZE - 1] == 'a' + i,
+		      "message in order", "%d: rc %d n %zu", i, rc, n);
+		free(d);
+	}
+	printf("ok %d messages of %d bytes, none lost\n", N, SIZE);
+	mbgw_client_close(c, 1000, NULL, 2000);
+	mbgw_client_free(c);
+	return 0;
+}
+
 static int refused(const char *url)
 {
 	struct mbgw_client *c = make(url, 0, NULL, NULL);
@@ -249,7 +284,7 @@ static int refused(const char *url)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: client_api_check echo|deaf|late|refused|resolve URL\n");
+		fprintf(stderr, "usage: client_api_check echo|deaf|late|refused|resolve|flood URL\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "echo"))
@@ -262,6 +297,8 @@ int main(int argc, char **argv)
 		return refused(argv[2]);
 	if (!strcmp(argv[1], "resolve"))
 		return resolve(argv[2]);
+	if (!strcmp(argv[1], "flood"))
+		return flood(argv[2]);
 	fprintf(stderr, "unknown scenario %s\n", argv[1]);
 	return 2;
 }

@@ -49,10 +49,16 @@ def test_resolve_by_name():
         assert "ok freed during lookups" in out, out
 
 
+def test_recv_queue_backpressure():
+    with Server() as s:
+        out = scenario("flood", s.url(), timeout=60)
+        assert "none lost" in out, out
+
+
 def test_refused():
     scenario("refused", "ws://127.0.0.1:%d/" % free_port())
 
 
 if __name__ == "__main__":
     run_tests([test_blocking_api_on_echo, test_timeouts_on_a_deaf_server, test_open_waits_for_a_late_server,
-               test_resolve_by_name, test_refused])
+               test_resolve_by_name, test_recv_queue_backpressure, test_refused])
