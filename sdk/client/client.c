@@ -27,6 +27,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,7 +136,7 @@ static size_t inbox_limit(const struct mbgw_client *c)
 
 static bool inbox_full(const struct mbgw_client *c)
 {
-	return !c->o.cb.on_message && c->ibytes >= inbox_limit(c);
+	return !c->o.on_message && c->ibytes >= inbox_limit(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -219,9 +220,9 @@ static int rng_seed(struct mbgw_client *c)
 
 #define CB(c, name, ...)                                                  \
 	do {                                                              \
-		if ((c)->o.cb.name) {                                     \
+		if ((c)->o.name) {                                     \
 			(c)->in_cb++;                                     \
-			(c)->o.cb.name((c), __VA_ARGS__, (c)->o.userdata); \
+			(c)->o.name((c), __VA_ARGS__, (c)->o.userdata); \
 			(c)->in_cb--;                                     \
 		}                                                         \
 	} while (0)
@@ -302,8 +303,7 @@ MBGW_CLIENT_API void mbgw_client_options_init(struct mbgw_client_options *o)
 {
 	memset(o, 0, sizeof *o);
 	o->size = sizeof *o;
-	o->cb.size = sizeof o->cb;
-	o->compress_threshold = 64;
+		o->compress_threshold = 64;
 	o->connect_timeout_ms = 10000;
 	o->pong_timeout_ms = 10000;
 	o->close_timeout_ms = 5000;
@@ -452,15 +452,29 @@ MBGW_CLIENT_API int mbgw_client_new(const struct mbgw_client_options *o, struct 
 	}
 	if (errcap)
 		errbuf[0] = 0;
-	if (!o || !out || o->size != sizeof *o || (o->cb.size && o->cb.size != sizeof o->cb)) {
-		snprintf(errbuf, errcap, "invalid options (not initialised with mbgw_client_options_init?)");
+	/* A program built against an older header passes a smaller struct:
+	 * what it does not know keeps the defaults. A larger one comes from a
+	 * newer header whose fields we cannot honour. */
+	size_t min = offsetof(struct mbgw_client_options, url) + sizeof o->url;
+	if (!o || !out || o->size < min || o->size > sizeof *o) {
+		if (o && o->size > sizeof *o)
+			snprintf(errbuf, errcap, "options from a newer libmbgw-client (%u bytes, this one knows %zu)",
+				 (unsigned)o->size, sizeof *o);
+		else
+			snprintf(errbuf, errcap, "invalid options (not initialised with mbgw_client_options_init?)");
 		return MBGW_C_E_INVAL;
 	}
 	*out = NULL;
 	struct mbgw_client *c = calloc(1, sizeof *c);
 	if (!c)
 		return MBGW_C_E_NOMEM;
-	c->o = *o;
+	mbgw_client_options_init(&c->o);
+	memcpy(&c->o, o, o->size);
+	c->o.size = sizeof c->o;
+	/* From here on, o is the caller's options completed with defaults;
+	 * its pointers are the caller's (c->o gets our copies). */
+	struct mbgw_client_options in = c->o;
+	o = &in;
 	c->fd = -1;
 	c->qtail = &c->qhead;
 	c->itail = &c->ihead;
@@ -1357,9 +1371,9 @@ static void opened(struct mbgw_client *c)
 	c->close_code = 0;
 	c->close_reason[0] = 0;
 	c->err[0] = 0;
-	if (c->o.cb.on_open) {
+	if (c->o.on_open) {
 		c->in_cb++;
-		c->o.cb.on_open(c, c->o.userdata);
+		c->o.on_open(c, c->o.userdata);
 		c->in_cb--;
 	}
 	if (c->state != MBGW_CLIENT_OPEN)
@@ -1442,7 +1456,7 @@ static int deliver(struct mbgw_client *c, int op, const uint8_t *d, size_t n)
 			}
 		}
 	}
-	if (c->o.cb.on_message) {
+	if (c->o.on_message) {
 		CB(c, on_message, op, d, n);
 		return 0;
 	}
@@ -1920,7 +1934,7 @@ MBGW_CLIENT_API int mbgw_client_recv(struct mbgw_client *c, int *type, void **da
 {
 	if (!c || !type || !data || !len)
 		return MBGW_C_E_INVAL;
-	if (c->in_cb || c->o.cb.on_message)
+	if (c->in_cb || c->o.on_message)
 		return MBGW_C_E_STATE;
 	uint64_t end = now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
 	for (;;) {

@@ -600,10 +600,10 @@ int main(int argc, char **argv)
 	k.url = o.url;
 	o.headers = headers;
 	o.subprotocols = protos;
-	o.cb.on_open = on_open;
-	o.cb.on_message = on_message;
-	o.cb.on_disconnect = on_disconnect;
-	o.cb.on_reconnecting = on_reconnecting;
+	o.on_open = on_open;
+	o.on_message = on_message;
+	o.on_disconnect = on_disconnect;
+	o.on_reconnecting = on_reconnecting;
 	o.userdata = &k;
 	k.tty_in = isatty(0) && !k.nexecute;
 	k.tty_out = isatty(1) && k.tty_in;

@@ -48,7 +48,7 @@ static long long now_ms(void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-static struct mbgw_client *make(const char *url, int reconnect, struct mbgw_client_callbacks *cb, void *ud)
+static struct mbgw_client *make(const char *url, int reconnect, void (*on_open)(struct mbgw_client *, void *), void *ud)
 {
 	struct mbgw_client_options o;
 	mbgw_client_options_init(&o);
@@ -58,8 +58,7 @@ static struct mbgw_client *make(const char *url, int reconnect, struct mbgw_clie
 	o.backoff_max_ms = 200;
 	o.connect_timeout_ms = 2000;
 	o.close_timeout_ms = 500;
-	if (cb)
-		o.cb = *cb;
+	o.on_open = on_open;
 	o.userdata = ud;
 	struct mbgw_client *c;
 	char err[256];
@@ -85,8 +84,7 @@ static void on_open_blocking(struct mbgw_client *c, void *ud)
 
 static int echo(const char *url)
 {
-	struct mbgw_client_callbacks cb = { .size = sizeof cb, .on_open = on_open_blocking };
-	struct mbgw_client *c = make(url, 0, &cb, NULL);
+	struct mbgw_client *c = make(url, 0, on_open_blocking, NULL);
 	check(mbgw_client_send(c, MBGW_CLIENT_TEXT, "x", 1) == MBGW_C_E_NOTCONN, "send before connect", "");
 	int rc = mbgw_client_open(c, 3000);
 	check(rc == 0, "open", "rc %d %s", rc, mbgw_client_last_error(c));

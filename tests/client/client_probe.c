@@ -183,12 +183,12 @@ int main(int argc, char **argv)
 	t0 = now_ms();
 	struct mbgw_client_options o;
 	mbgw_client_options_init(&o);
-	o.cb.on_open = on_open;
-	o.cb.on_message = on_message;
-	o.cb.on_disconnect = on_disconnect;
-	o.cb.on_reconnecting = on_reconnecting;
-	o.cb.on_close = on_close;
-	o.cb.on_pong = on_pong;
+	o.on_open = on_open;
+	o.on_message = on_message;
+	o.on_disconnect = on_disconnect;
+	o.on_reconnecting = on_reconnecting;
+	o.on_close = on_close;
+	o.on_pong = on_pong;
 	const char *protos[8];
 	on_open_msgs = calloc((size_t)argc, sizeof *on_open_msgs);
 	long long lifetime = 60000;

@@ -3,6 +3,7 @@
  * permessage-deflate answer (RFC 7692 §7.1), the frame reader (fed whole,
  * and split at every byte boundary), and the message helpers. */
 #include <criterion/criterion.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -522,6 +523,17 @@ Test(api, options_and_errors)
 	o.ca_file = NULL;
 	o.size = 8;
 	cr_assert_eq(mbgw_client_new(&o, &c, err, sizeof err), MBGW_C_E_INVAL, "unknown options size");
+	o.size = sizeof o + 8;
+	cr_assert_eq(mbgw_client_new(&o, &c, err, sizeof err), MBGW_C_E_INVAL);
+	cr_assert(strstr(err, "newer libmbgw-client"), "%s", err);
+	/* An older, smaller struct: the fields it lacks keep their defaults,
+	 * whatever lies beyond its size. */
+	struct mbgw_client_options big;
+	memset(&big, 0xff, sizeof big);
+	big.size = (uint32_t)offsetof(struct mbgw_client_options, headers);
+	big.url = "ws://127.0.0.1:1/";
+	cr_assert_eq(mbgw_client_new(&big, &c, err, sizeof err), 0, "%s", err);
+	mbgw_client_free(c);
 	o.size = sizeof o;
 	o.url = "ws://127.0.0.1:1/";
 	cr_assert_eq(mbgw_client_new(&o, &c, err, sizeof err), 0, "%s", err);

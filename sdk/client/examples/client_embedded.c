@@ -58,9 +58,9 @@ int main(int argc, char **argv)
 	o.reconnect = 1;
 	o.max_attempts = 5;
 	o.ping_interval_ms = 10000;
-	o.cb.on_open = on_open;
-	o.cb.on_message = on_message;
-	o.cb.on_disconnect = on_disconnect;
+	o.on_open = on_open;
+	o.on_message = on_message;
+	o.on_disconnect = on_disconnect;
 	o.userdata = &a;
 
 	struct mbgw_client *c;

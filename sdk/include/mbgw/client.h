@@ -180,41 +180,11 @@ MBGW_CLIENT_API const char *mbgw_client_strerror(int rc);
 
 struct mbgw_client;
 
-/* Callbacks, all optional (NULL). `ud` is options.userdata. */
-struct mbgw_client_callbacks {
-	uint32_t size; /* sizeof(struct mbgw_client_callbacks), set by mbgw_client_options_init */
-	/* The handshake succeeded (first connection and every reconnection). */
-	void (*on_open)(struct mbgw_client *c, void *ud);
-	/* A complete message (reassembled, inflated, UTF-8 checked for text).
-	 * data is borrowed, followed by a NUL byte not counted in len. When
-	 * on_message is NULL, messages are kept for mbgw_client_recv(). */
-	void (*on_message)(struct mbgw_client *c, int type, const void *data, size_t len, void *ud);
-	/* An open connection was lost or closed. code is the close code the
-	 * server sent (1005 if none), or 1006 when the close handshake did
-	 * not happen (reset, EOF, heartbeat timeout, or we failed the
-	 * connection for a protocol error: mbgw_client_last_error() says
-	 * which); reason is a NUL-terminated string (the server's close
-	 * reason, or ours). will_reconnect is 1 if a reconnection follows. */
-	void (*on_disconnect)(struct mbgw_client *c, int code, const char *reason, int will_reconnect,
-			      void *ud);
-	/* A reconnection attempt (1, 2, ...) will start in delay_ms.
-	 * last_error is why the previous attempt or connection failed (0
-	 * after a close by the server, e.g. 1001 going away). */
-	void (*on_reconnecting)(struct mbgw_client *c, unsigned attempt, uint64_t delay_ms,
-				int last_error, void *ud);
-	/* The client is closed for good (state MBGW_CLIENT_CLOSED): rc is 0
-	 * after a clean close (a completed close handshake, whoever began
-	 * it, or mbgw_client_close() while not open), else why (e.g.
-	 * MBGW_C_E_GAVE_UP, MBGW_C_E_TLS, MBGW_C_E_PROTOCOL). Called once
-	 * each time the client becomes CLOSED. */
-	void (*on_close)(struct mbgw_client *c, int rc, void *ud);
-	/* A pong arrived (optional, for latency measurements). */
-	void (*on_pong)(struct mbgw_client *c, const void *data, size_t len, void *ud);
-};
-
 /* Options. Initialise with mbgw_client_options_init() (it sets `size` and
  * the defaults), then set what you need. Every string is copied by
- * mbgw_client_new(). Fields are only ever appended. */
+ * mbgw_client_new(). Fields are only ever appended: a program built
+ * against an older header passes a smaller `size`, and the fields it does
+ * not know keep their defaults. */
 struct mbgw_client_options {
 	uint32_t size;                  /* sizeof(struct mbgw_client_options) */
 	const char *url;                /* ws://host[:port][/path][?query] or wss://...; required */
@@ -248,8 +218,39 @@ struct mbgw_client_options {
 	uint32_t max_attempts;          /* failed attempts in a row before giving up; 0 = unlimited (default 0) */
 	uint32_t queue_max_messages;    /* messages queued while not open (default 1000; 0 = no queue) */
 	uint64_t queue_max_bytes;       /* default 1 MiB */
-	struct mbgw_client_callbacks cb;
-	void *userdata;                 /* passed to every callback */
+
+	/* Callbacks, all optional (NULL); `ud` is userdata below. They run
+	 * only inside mbgw_client_step() and the blocking calls (see the
+	 * rules at the top). */
+	/* The handshake succeeded (first connection and every reconnection). */
+	void (*on_open)(struct mbgw_client *c, void *ud);
+	/* A complete message (reassembled, inflated, UTF-8 checked for text).
+	 * data is borrowed, followed by a NUL byte not counted in len. When
+	 * on_message is NULL, messages are kept for mbgw_client_recv(). */
+	void (*on_message)(struct mbgw_client *c, int type, const void *data, size_t len, void *ud);
+	/* An open connection was lost or closed. code is the close code the
+	 * server sent (1005 if none), or 1006 when the close handshake did
+	 * not happen (reset, EOF, heartbeat timeout, or we failed the
+	 * connection for a protocol error: mbgw_client_last_error() says
+	 * which); reason is a NUL-terminated string (the server's close
+	 * reason, or ours). will_reconnect is 1 if a reconnection follows. */
+	void (*on_disconnect)(struct mbgw_client *c, int code, const char *reason, int will_reconnect,
+			      void *ud);
+	/* A reconnection attempt (1, 2, ...) will start in delay_ms.
+	 * last_error is why the previous attempt or connection failed (0
+	 * after a close by the server, e.g. 1001 going away). */
+	void (*on_reconnecting)(struct mbgw_client *c, unsigned attempt, uint64_t delay_ms,
+				int last_error, void *ud);
+	/* The client is closed for good (state MBGW_CLIENT_CLOSED): rc is 0
+	 * after a clean close (a completed close handshake, whoever began
+	 * it, or mbgw_client_close() while not open), else why (e.g.
+	 * MBGW_C_E_GAVE_UP, MBGW_C_E_TLS, MBGW_C_E_PROTOCOL). Called once
+	 * each time the client becomes CLOSED. */
+	void (*on_close)(struct mbgw_client *c, int rc, void *ud);
+	/* A pong arrived (optional, for latency measurements). */
+	void (*on_pong)(struct mbgw_client *c, const void *data, size_t len, void *ud);
+	void *userdata;                 /* passed to every callback as `ud` */
+	/* New fields are appended here, never inserted above. */
 };
 
 /* Fills o with the defaults above (url NULL, no callbacks). Any thread. */
