@@ -55,6 +55,7 @@ struct cat {
 	uint64_t max_size;
 	bool prompt_shown;
 	bool closing;               /* we started the close */
+	bool output_gone;           /* stdout is a closed pipe */
 };
 
 static volatile sig_atomic_t got_signal;
@@ -190,7 +191,9 @@ static void on_message(struct mbgw_client *c, int type, const void *data, size_t
 		fwrite(data, 1, len, stdout);
 	}
 	putchar('\n');
-	fflush(stdout);
+	/* Whoever read our output has gone (mbgw-cat URL | head -1): stop. */
+	if (fflush(stdout) != 0 || ferror(stdout))
+		k->output_gone = true;
 }
 
 static void on_open(struct mbgw_client *c, void *ud)
@@ -633,6 +636,8 @@ int main(int argc, char **argv)
 			status(&k, "interrupted; closing");
 			break;
 		}
+		if (k.output_gone)
+			break;
 		prompt(&k);
 		int st = mbgw_client_state(k.c);
 		/* Read input only while it can go somewhere: when open, or, with

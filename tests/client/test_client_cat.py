@@ -262,6 +262,17 @@ def test_sigterm_closes_cleanly():
         assert s.wait_log("peer closed with 1000"), s.logtext()[-2000:]
 
 
+def test_stops_when_output_closes():
+    """mbgw-cat URL | head -1 must not keep running after head has gone."""
+    with server() as s:
+        lines = b"".join(b"line %d\n" % i for i in range(5000))
+        t0 = time.monotonic()
+        p = subprocess.run("'%s' -q -w 20 '%s' | head -1" % (CAT, s.url()), shell=True, input=lines,
+                           capture_output=True, timeout=30, env=CLEAN_ENV)
+        assert p.stdout == b"line 0\n", p
+        assert time.monotonic() - t0 < 15, "mbgw-cat kept running after its reader went away"
+
+
 def test_handshake_timeout():
     with SilentServer() as srv:
         r = cat(["--connect-timeout", "0.5", "-x", "x", "ws://127.0.0.1:%d/ws" % srv.port])
@@ -393,6 +404,7 @@ if __name__ == "__main__":
                test_header_option_reaches_the_plugin, test_subprotocol, test_compress_roundtrip,
                test_max_size, test_exit_connect_refused, test_exit_handshake_rejected,
                test_exit_closed_with_error_code, test_exit_abnormal_when_server_dies, test_sigterm_closes_cleanly,
+               test_stops_when_output_closes,
                test_handshake_timeout, test_heartbeat_detects_deaf_server,
                test_heartbeat_keeps_a_live_connection, test_fragmented_and_large_messages_with_ping,
                test_usage_and_help, test_ipv6_and_dns,
