@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -629,6 +630,8 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	struct stat st_out;
+	bool out_is_pipe = fstat(1, &st_out) == 0 && S_ISFIFO(st_out.st_mode);
 	rc = mbgw_client_connect(k.c);
 	bool stop = false;
 	while (!stop && rc == 0) {
@@ -649,7 +652,10 @@ int main(int argc, char **argv)
 		/* Backpressure: stop reading while the socket is behind. */
 		if (mbgw_client_pending(k.c) > (4u << 20))
 			want_input = false;
-		struct pollfd p[2] = { { mbgw_client_fd(k.c), mbgw_client_events(k.c), 0 }, { -1, POLLIN, 0 } };
+		/* p[2]: a pipe on stdout reports POLLERR once its reader has
+		 * gone, even before we write to it again. */
+		struct pollfd p[3] = { { mbgw_client_fd(k.c), mbgw_client_events(k.c), 0 }, { -1, POLLIN, 0 },
+				       { out_is_pipe ? 1 : -1, 0, 0 } };
 		if (want_input)
 			p[1].fd = 0;
 		int t = mbgw_client_timeout(k.c);
@@ -659,12 +665,14 @@ int main(int argc, char **argv)
 			if (t < 0 || ms < t)
 				t = ms;
 		}
-		int n = poll(p, 2, t);
+		int n = poll(p, 3, t);
 		if (n < 0 && errno != EINTR) {
 			error_msg("poll: %s", strerror(errno));
 			exit_code = EXIT_USAGE;
 			break;
 		}
+		if (n > 0 && (p[2].revents & (POLLERR | POLLHUP)))
+			k.output_gone = true;
 		if (n > 0 && p[1].revents)
 			read_input(&k);
 		rc = mbgw_client_step(k.c, n > 0 ? p[0].revents : 0);
