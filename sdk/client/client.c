@@ -106,6 +106,7 @@ struct mbgw_client {
 	uint64_t close_deadline;
 	bool close_sent, close_rcvd, app_close;
 	bool more_input;               /* the last step stopped reading early */
+	bool close_timed_out;          /* close_timeout_ms ended our close handshake */
 	uint64_t reconnect_at;
 
 	struct qmsg *qhead, **qtail;   /* sent while not open */
@@ -1668,6 +1669,7 @@ static void timers(struct mbgw_client *c, uint64_t now)
 			if (c->app_close) {
 				set_err(c, "the server did not complete the close handshake within %d ms",
 					c->o.close_timeout_ms);
+				c->close_timed_out = true;
 				transport_close(c);
 				finish(c, 0);
 			} else {
@@ -2028,6 +2030,7 @@ MBGW_CLIENT_API int mbgw_client_close(struct mbgw_client *c, int code, const cha
 	if (timeout_ms != 0 && c->in_cb)
 		return MBGW_C_E_STATE;
 	c->app_close = true;
+	c->close_timed_out = false;
 	queue_drop(c);
 	switch (c->state) {
 	case MBGW_CLIENT_OPEN: {
@@ -2066,7 +2069,7 @@ MBGW_CLIENT_API int mbgw_client_close(struct mbgw_client *c, int code, const cha
 		loop_once(c, left);
 	}
 	c->final_pending = false;
-	return 0;
+	return c->close_timed_out ? MBGW_C_E_TIMEOUT : 0;
 }
 
 /* ------------------------------------------------------------------ */

@@ -387,7 +387,9 @@ MBGW_CLIENT_API size_t mbgw_client_pending(const struct mbgw_client *c);
  * is not open it just becomes CLOSED. Returns 0, MBGW_C_E_INVAL (bad
  * code, reason too long or not UTF-8), MBGW_C_E_STATE (a timeout given
  * inside a callback; nothing done), MBGW_C_E_TIMEOUT (the server did
- * not answer in time; closed anyway), MBGW_C_E_NOMEM. */
+ * not complete the close handshake within timeout_ms or
+ * close_timeout_ms, whichever came first; closed anyway),
+ * MBGW_C_E_NOMEM. */
 MBGW_CLIENT_API int mbgw_client_close(struct mbgw_client *c, int code, const char *reason,
 				      int timeout_ms);
 
