@@ -1,6 +1,7 @@
 /* outq — see outq.h. */
 #include "server/outq.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,14 @@
 
 static __thread struct blob *cache[BLOB_CACHE_MAX];
 static __thread unsigned ncache;
+/* Only worker threads cache (they free the cache when they end); a plugin
+ * thread that sends would otherwise keep blobs nobody frees. */
+static __thread bool cache_on;
+
+void outq_thread_init(void)
+{
+	cache_on = true;
+}
 
 struct blob *blob_new(size_t cap)
 {
@@ -41,7 +50,7 @@ void blob_unref(struct blob *b)
 {
 	if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	if (b->cap == BLOB_STD && ncache < BLOB_CACHE_MAX) {
+	if (cache_on && b->cap == BLOB_STD && ncache < BLOB_CACHE_MAX) {
 		cache[ncache++] = b;
 		return;
 	}
@@ -50,6 +59,7 @@ void blob_unref(struct blob *b)
 
 void outq_thread_cleanup(void)
 {
+	cache_on = false;
 	while (ncache)
 		free(cache[--ncache]);
 }

@@ -64,6 +64,8 @@ void outq_trim(struct outq *q);
 /* Drops everything and frees the ring. */
 void outq_free(struct outq *q);
 
+/* Lets this thread (a worker) keep a cache of spare blobs. */
+void outq_thread_init(void);
 /* Releases this thread's cache of spare blobs (at thread exit). */
 void outq_thread_cleanup(void);
 

@@ -390,6 +390,7 @@ void *worker_main(void *arg)
 	struct worker *w = arg;
 	struct epoll_event evs[MAX_EVENTS];
 	tls_worker = w;
+	outq_thread_init();
 	w->m = metrics_worker(w->index);
 	w->now_ms = server_now_ms();
 	int64_t next_timer = -1;
