@@ -84,6 +84,35 @@ static void free_auth(struct route_table *t)
 			edge_auth_free(t->routes[i].auth);
 }
 
+/* edge_auth speaks of its own field names; say the configuration's. */
+static const char *conf_names(char *msg)
+{
+	static const struct { const char *from, *to; } names[] = {
+		{ "basic_file", "auth_basic_file" }, { "bearer_file", "auth_bearer_file" },
+		{ "token_query_param", "auth_query_param" }, { "token_cookie", "auth_cookie" },
+		{ "realm", "auth_realm" }, { "jwt_leeway_s", "jwt_leeway" },
+	};
+	static __thread char out[1200];
+	size_t o = 0;
+	for (const char *p = msg; *p && o + 40 < sizeof out;) {
+		bool done = false;
+		for (size_t i = 0; i < sizeof names / sizeof names[0] && !done; i++) {
+			size_t fl = strlen(names[i].from);
+			bool word_start = p == msg || !(p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z'));
+			if (word_start && strncmp(p, names[i].from, fl) == 0 &&
+			    !(p[fl] == '_' || (p[fl] >= 'a' && p[fl] <= 'z'))) {
+				o += (size_t)snprintf(out + o, sizeof out - o, "%s", names[i].to);
+				p += fl;
+				done = true;
+			}
+		}
+		if (!done)
+			out[o++] = *p++;
+	}
+	out[o] = 0;
+	return out;
+}
+
 /* Loads a route's credentials (files are read now, so a reload picks up
  * new users, tokens and keys). Returns 0, or -1 with an error appended. */
 static int load_auth(struct route *rt, const char *conf_dir, struct buf *errs)
@@ -130,7 +159,7 @@ static int load_auth(struct route *rt, const char *conf_dir, struct buf *errs)
 	ac.token_cookie = r->auth_cookie;
 	char err[600];
 	if (edge_auth_load(&ac, &rt->auth, err, sizeof err) != 0) {
-		add_err(errs, r->where, "route '%s': auth: %s", r->name, err);
+		add_err(errs, r->where, "route '%s': %s", r->name, conf_names(err));
 		rt->auth = NULL;
 		return -1;
 	}

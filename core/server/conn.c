@@ -357,9 +357,12 @@ void conn_http_reject(struct conn *c, int status, const char *reason, const stru
 {
 	METRIC_INC(c->w->m->rejected[c->reject_as ? (unsigned)c->reject_as - 1 : (unsigned)reject_kind(status)]);
 	if (req && req->target.n)
-		log_msg(LOG_INFO, c->id, "handshake rejected from %s: %d %s (%.*s %.*s)", c->peer,
+		/* The path only: a query may carry a token (auth_query_param)
+		 * that must never reach the log. */
+		log_msg(LOG_INFO, c->id, "handshake rejected from %s: %d %s (%.*s %.*s%s)", c->peer,
 			status, reason, (int)req->method.n, req->method.p,
-			(int)(req->target.n > 200 ? 200 : req->target.n), req->target.p);
+			(int)(req->path.n > 200 ? 200 : req->path.n), req->path.p,
+			req->query.n ? "?..." : "");
 	else
 		log_msg(LOG_INFO, c->id, "handshake rejected from %s: %d %s", c->peer, status, reason);
 	if (!extra && status == 426)
