@@ -14,6 +14,8 @@
 
 bool ws_utf8_feed(struct ws_utf8 *u, const uint8_t *p, size_t n)
 {
+	if (n == 0)
+		return true; /* also for p == NULL: no pointer arithmetic on NULL */
 	const uint8_t *end = p + n;
 	uint8_t need = u->need, lo = u->lo, hi = u->hi;
 
