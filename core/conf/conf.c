@@ -859,6 +859,16 @@ static char *gather_json(struct parser *ps, const char *first, const char *text,
 		ps->line++;
 		if (!line)
 			break;
+		/* The same rule as for single lines: no control characters
+		 * (JSON strings must escape them anyway). */
+		for (char *q = line; *q; q++) {
+			unsigned char ch = (unsigned char)*q;
+			if ((ch < 0x20 && ch != '\t' && !(ch == '\r' && q[1] == 0)) || ch == 0x7f) {
+				free(line);
+				buf_free(&b);
+				return NULL;
+			}
+		}
 		depth = json_depth(line, depth, &in_str);
 		buf_append(&b, "\n", 1);
 		buf_append(&b, line, strlen(line));
@@ -949,7 +959,7 @@ int conf_parse_text(struct conf *c, const char *file, const char *text, size_t l
 		}
 		/* A JSON value may continue over several lines until its braces
 		 * balance. */
-		if (*val == '{') {
+		if (*val == '{' && strcmp(key, "settings") == 0) {
 			int first_line = ps->line;
 			char *json = gather_json(ps, val, text, len, &pos);
 			if (!json) {
@@ -994,6 +1004,11 @@ int conf_parse_text(struct conf *c, const char *file, const char *text, size_t l
 		}
 		if (!*val) {
 			err_at(ps, "%s: missing value after '='", key);
+			continue;
+		}
+		if (strchr(val, '\t')) {
+			/* Tabs separate, they never belong inside a value. */
+			err_at(ps, "%s: tab character inside the value", key);
 			continue;
 		}
 		set_key(ps, key, val);

@@ -87,10 +87,14 @@ static ssize_t begin_data_frame(struct ws_reader *r, const struct ws_frame_hdr *
 		r->msg_opcode = h->opcode;
 		r->msg_compressed = h->rsv & WS_RSV1;
 		r->msg_frames = 0;
+		r->msg_wire = 0;
 		ws_utf8_init(&r->utf8);
 	}
 	r->msg_frames++;
-	uint64_t total = (uint64_t)r->msg.len + h->len;
+	/* Counted on the wire over all frames: a streamed (on_piece)
+	 * message keeps nothing in r->msg, so its size is tracked here. */
+	uint64_t total = r->msg_wire + h->len;
+	r->msg_wire = total;
 	/* A compressed message is judged by its inflated size (the caller
 	 * inflates under max_payload); on the wire it may be slightly larger
 	 * than the data when it does not compress (stored blocks: 5 bytes per

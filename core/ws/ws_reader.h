@@ -60,6 +60,7 @@ struct ws_reader {
 	uint8_t msg_opcode;
 	bool msg_compressed;
 	uint32_t msg_frames;        /* frames of the message so far */
+	uint64_t msg_wire;          /* payload bytes of the message so far, on the wire */
 	bool last_fragmented;       /* the message being delivered came in > 1 frame */
 	struct ws_utf8 utf8;
 	struct buf msg;
