@@ -391,6 +391,55 @@ static bool valid_subprotocol(const char *s)
 	return true;
 }
 
+static bool valid_host_pattern(const char *s)
+{
+	if (!*s || strlen(s) >= 254)
+		return false;
+	for (const char *q = s; *q; q++)
+		if (!(isalnum((unsigned char)*q) || *q == '-' || *q == '.' || (*q == '*' && q == s && q[1] == '.')))
+			return false;
+	return true;
+}
+
+/* An exact message type, "prefix.*" or "*". */
+static bool valid_type_pattern(const char *s)
+{
+	if (!*s)
+		return false;
+	for (const char *q = s; *q; q++) {
+		unsigned char ch = (unsigned char)*q;
+		if (ch <= 0x20 || ch > 0x7e || ch == '=' || (ch == '*' && q[1] != 0))
+			return false;
+	}
+	size_t n = strlen(s);
+	return s[n - 1] != '*' || n == 1 || s[n - 2] == '.';
+}
+
+/* Adds the comma-separated items of val to arr[*n..max), each trimmed
+ * and checked by valid; one error per bad item ("is not <what>"), and one
+ * when there are more than max ("too many <plural>"). */
+static void add_list(struct parser *ps, const struct key_def *k, char *val, char **arr, size_t *n, size_t max,
+		     bool (*valid)(const char *), const char *what, const char *plural)
+{
+	char *save = NULL;
+	for (char *tok = strtok_r(val, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		char *e = tok + strlen(tok);
+		while (e > tok && (e[-1] == ' ' || e[-1] == '\t'))
+			*--e = 0;
+		if (!valid(tok)) {
+			err_at(ps, "%s: '%s' is not %s", k->name, tok, what);
+			continue;
+		}
+		if (*n >= max) {
+			err_at(ps, "%s: too many %s (at most %zu)", k->name, plural, max);
+			return;
+		}
+		arr[(*n)++] = xstrdup(tok);
+	}
+}
+
 static void set_value(struct parser *ps, const struct key_def *k, void *base, char *val)
 {
 	uint64_t v;
@@ -554,103 +603,22 @@ static void set_value(struct parser *ps, const struct key_def *k, void *base, ch
 		}
 		return;
 	}
-	case K_NAMES: {
-		struct conf_tls *t = ps->tls;
-		char *save = NULL;
-		for (char *tok = strtok_r(val, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-			while (*tok == ' ' || *tok == '\t')
-				tok++;
-			char *e = tok + strlen(tok);
-			while (e > tok && (e[-1] == ' ' || e[-1] == '\t'))
-				*--e = 0;
-			bool ok = *tok && strlen(tok) < 254;
-			for (char *q = tok; *q; q++)
-				if (!(isalnum((unsigned char)*q) || *q == '-' || *q == '.' || (*q == '*' && q == tok && q[1] == '.')))
-					ok = false;
-			if (!ok) {
-				err_at(ps, "%s: '%s' is not a host name or *.suffix pattern", k->name, tok);
-				continue;
-			}
-			if (t->nserver_names >= CONF_MAX_SERVER_NAMES) {
-				err_at(ps, "%s: too many names (at most %d)", k->name, CONF_MAX_SERVER_NAMES);
-				return;
-			}
-			t->server_names[t->nserver_names++] = xstrdup(tok);
-		}
+	case K_NAMES:
+		add_list(ps, k, val, ps->tls->server_names, &ps->tls->nserver_names, CONF_MAX_SERVER_NAMES,
+			 valid_host_pattern, "a host name or *.suffix pattern", "names");
 		return;
-	}
-	case K_HEADERS: {
-		struct conf_route *r = ps->route;
-		char *save = NULL;
-		for (char *tok = strtok_r(val, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-			while (*tok == ' ' || *tok == '\t')
-				tok++;
-			char *e = tok + strlen(tok);
-			while (e > tok && (e[-1] == ' ' || e[-1] == '\t'))
-				*--e = 0;
-			if (!valid_subprotocol(tok)) { /* header names are tokens too */
-				err_at(ps, "%s: '%s' is not a header name", k->name, tok);
-				continue;
-			}
-			if (r->nkeep_headers >= CONF_MAX_TYPES) {
-				err_at(ps, "%s: too many headers (at most %d)", k->name, CONF_MAX_TYPES);
-				return;
-			}
-			r->keep_headers[r->nkeep_headers++] = xstrdup(tok);
-		}
+	case K_HEADERS: /* header names are tokens too */
+		add_list(ps, k, val, ps->route->keep_headers, &ps->route->nkeep_headers, CONF_MAX_TYPES,
+			 valid_subprotocol, "a header name", "headers");
 		return;
-	}
-	case K_TYPES: {
-		struct conf_route *r = ps->route;
-		char *save = NULL;
-		for (char *tok = strtok_r(val, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-			while (*tok == ' ' || *tok == '\t')
-				tok++;
-			char *e = tok + strlen(tok);
-			while (e > tok && (e[-1] == ' ' || e[-1] == '\t'))
-				*--e = 0;
-			bool ok = *tok != 0;
-			for (char *q = tok; *q; q++) {
-				unsigned char ch = (unsigned char)*q;
-				if (ch <= 0x20 || ch > 0x7e || ch == '=' || (ch == '*' && q[1] != 0))
-					ok = false;
-			}
-			size_t tl = strlen(tok);
-			if (ok && tok[tl - 1] == '*' && !(tl == 1 || tok[tl - 2] == '.'))
-				ok = false;
-			if (!ok) {
-				err_at(ps, "%s: '%s' is not a message-type pattern (exact type, 'prefix.*' or '*')", k->name, tok);
-				continue;
-			}
-			if (r->ntypes >= CONF_MAX_TYPES) {
-				err_at(ps, "%s: too many patterns (at most %d)", k->name, CONF_MAX_TYPES);
-				return;
-			}
-			r->types[r->ntypes++] = xstrdup(tok);
-		}
+	case K_TYPES:
+		add_list(ps, k, val, ps->route->types, &ps->route->ntypes, CONF_MAX_TYPES, valid_type_pattern,
+			 "a message-type pattern (exact type, 'prefix.*' or '*')", "patterns");
 		return;
-	}
-	case K_LIST: {
-		struct conf_route *r = ps->route;
-		char *save = NULL;
-		for (char *tok = strtok_r(val, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-			while (*tok == ' ' || *tok == '\t')
-				tok++;
-			char *e = tok + strlen(tok);
-			while (e > tok && (e[-1] == ' ' || e[-1] == '\t'))
-				*--e = 0;
-			if (!valid_subprotocol(tok)) {
-				err_at(ps, "%s: '%s' is not a valid subprotocol token", k->name, tok);
-				continue;
-			}
-			if (r->nsubprotocols >= CONF_MAX_SUBPROTOCOLS) {
-				err_at(ps, "%s: too many subprotocols (at most %d)", k->name, CONF_MAX_SUBPROTOCOLS);
-				return;
-			}
-			r->subprotocols[r->nsubprotocols++] = xstrdup(tok);
-		}
+	case K_LIST:
+		add_list(ps, k, val, ps->route->subprotocols, &ps->route->nsubprotocols, CONF_MAX_SUBPROTOCOLS,
+			 valid_subprotocol, "a valid subprotocol token", "subprotocols");
 		return;
-	}
 	}
 	return;
 range:

@@ -483,6 +483,23 @@ static int h_timer_cancel(struct mbgw_instance *inst, int64_t timer_id)
 	return rc;
 }
 
+/* Removes every timer of an instance (its callbacks will not run again;
+ * the caller holds g_timer_run when one might be running). */
+static void drop_timers(struct mbgw_instance *in)
+{
+	pthread_mutex_lock(&g_timer_lock);
+	for (struct timer_rec **pp = &g_timers; *pp;) {
+		if ((*pp)->inst == in) {
+			struct timer_rec *t = *pp;
+			*pp = t->next;
+			free(t);
+		} else {
+			pp = &(*pp)->next;
+		}
+	}
+	pthread_mutex_unlock(&g_timer_lock);
+}
+
 int64_t plugin_host_run_timers(uint64_t now_ms)
 {
 	pthread_mutex_lock(&g_timer_run);
@@ -676,17 +693,7 @@ struct mbgw_instance *plugin_host_instance_new(struct plugin_so *so, const struc
 			snprintf(err, errcap, "plugin %s %s failed to initialise: %s", so->desc.name,
 				 so->desc.version, perr[0] ? perr : h_strerror(rc));
 			/* Timers it may have added before failing go with it. */
-			pthread_mutex_lock(&g_timer_lock);
-			for (struct timer_rec **pp = &g_timers; *pp;) {
-				if ((*pp)->inst == in) {
-					struct timer_rec *t = *pp;
-					*pp = t->next;
-					free(t);
-				} else {
-					pp = &(*pp)->next;
-				}
-			}
-			pthread_mutex_unlock(&g_timer_lock);
+			drop_timers(in);
 			plugin_so_unref(so);
 			goto out_free;
 		}
@@ -740,17 +747,7 @@ size_t plugin_host_reap_retired(void)
 		struct mbgw_instance *in = list[i];
 		/* No timer callback of this instance may run from here on. */
 		pthread_mutex_lock(&g_timer_run);
-		pthread_mutex_lock(&g_timer_lock);
-		for (struct timer_rec **pp = &g_timers; *pp;) {
-			if ((*pp)->inst == in) {
-				struct timer_rec *t = *pp;
-				*pp = t->next;
-				free(t);
-			} else {
-				pp = &(*pp)->next;
-			}
-		}
-		pthread_mutex_unlock(&g_timer_lock);
+		drop_timers(in);
 		pthread_mutex_unlock(&g_timer_run);
 		if (in->desc->shutdown)
 			in->desc->shutdown(in->state);
