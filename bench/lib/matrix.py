@@ -43,7 +43,7 @@ SERVER_TITLES = {
 # What mbgw needs for the rows that are pending. When the issue named lands,
 # the probe passes and the row runs; if the configuration syntax chosen there
 # differs from these guesses, adjust them here (one place).
-MBGW_TLS_SERVER_KEYS = "tls_listen = 127.0.0.1:{port}\ntls_cert = {cert}\ntls_key = {key}\n"
+MBGW_TLS_SERVER_KEYS = "listen = 127.0.0.1:{port} tls\n[tls]\ncertificate = {cert}\nkey = {key}\n"
 MBGW_HJ_ROUTE = "[route hj]\npath = /hj\nplugin = echo\nformat = header+json\n"
 MBGW_CHAT_ROUTE = "[route chat]\npath = /chat\nplugin = chat\n"
 CHAT_JOIN = 'chat.join\\n{"room":"bench","nick":"n{I}"}'
