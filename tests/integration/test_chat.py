@@ -10,47 +10,8 @@ import tempfile
 import threading
 import time
 
-from mbgw_harness import (MBGW_BIN, Server, Client, OP_TEXT, OP_BINARY, OP_CLOSE, close_payload,
+from mbgw_harness import (client_sockets, QuietServer, MBGW_BIN, Server, Client, OP_TEXT, OP_BINARY, OP_CLOSE, close_payload,
                           free_port, run_tests)
-
-
-def client_sockets(pid):
-    """Number of the server's TCP sockets that are not listeners."""
-    inodes = set()
-    fddir = "/proc/%d/fd" % pid
-    for fd in os.listdir(fddir):
-        try:
-            link = os.readlink(os.path.join(fddir, fd))
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
-    n = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                lines = f.readlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if len(parts) > 9 and parts[9] in inodes and parts[3] != "0A":
-                n += 1
-    return n
-
-
-class QuietServer(Server):
-    """A Server that, before it is stopped, waits (at most 5 s) until it has
-    closed every client connection, so the close callbacks of connections
-    the test closed have run. Only test_shutdown_* tests stop a server
-    with clients still connected."""
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None and self.alive():
-            deadline = time.monotonic() + 5
-            while client_sockets(self.pid()) and time.monotonic() < deadline:
-                time.sleep(0.02)
-        return super().__exit__(exc_type, exc, tb)
 
 
 def chat_routes(settings=None):
