@@ -117,6 +117,9 @@ struct conn {
 	struct ws_utf8 zutf8;           /* its UTF-8 state (text) */
 	bool tls_want_write;            /* OpenSSL needs the socket writable */
 	bool tls_want_read;             /* a TLS write waits for readability */
+	bool tls_starved;               /* the last TLS read needed more from the socket */
+	bool tls_used;                  /* TLS I/O since the last transport_trim */
+	uint8_t tls_heat;               /* 0 unlisted, 1-2 warming, 3 keeps its buffers */
 	struct conn *hnext;             /* worker's id map chain */
 	struct route_table *rt;         /* table accepted with (a reference) */
 	uint64_t rebind_gen;            /* table generation last tried for reload = move */
@@ -170,6 +173,10 @@ struct worker {
 	struct worker_metrics *m;       /* this worker's counters */
 	uint32_t cb_sample;             /* 1 in 16 plugin callbacks is timed */
 	uint64_t next_limits_sweep_ms;
+	/* TLS connections with recent I/O (ids), see transport_trim */
+	uint64_t *tls_busy;
+	size_t ntls_busy, tls_busy_cap;
+	uint64_t next_tls_trim_ms;
 	/* scratch for inflating and deflating one message at a time */
 	struct buf zin, zout;
 	/* groups with members on this worker */
@@ -256,6 +263,14 @@ int transport_handshake(struct conn *c);
 /* Ends our direction: close_notify (TLS) and a TCP FIN. */
 void transport_shutdown(struct conn *c);
 void transport_free(struct conn *c);
+/* How often the worker calls transport_trim. */
+#define TRANSPORT_TRIM_MS 1000
+/* Lets TLS connections busy for two periods keep their record buffers
+ * and takes them back from those quiet since the previous call. Worker
+ * thread, every TRANSPORT_TRIM_MS while w->ntls_busy > 0. */
+void transport_trim(struct worker *w);
+/* Frees the worker's list (at thread exit). */
+void transport_worker_cleanup(struct worker *w);
 
 /* --- dispatch.c: routes and plugin callbacks for one connection --- */
 

@@ -7,12 +7,15 @@
  * we record that in c->tls_want_write / c->tls_want_read and the worker
  * waits for that event. Records are decrypted a whole record at a time,
  * so a read can leave plaintext buffered inside OpenSSL where epoll cannot
- * see it: transport_pending() tells the caller to read again.
+ * see it (read-ahead makes that common): transport_pending() tells the
+ * caller to read again.
  * Worker thread only.
  */
 #include "server/server.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,6 +24,98 @@
 
 #include "tls/tls.h"
 #include "util/util_log.h"
+
+/* A TLS connection needs two record buffers (about 34 KB) while it
+ * reads or writes. SSL_MODE_RELEASE_BUFFERS frees them whenever they
+ * empty, which keeps idle connections small but costs a malloc and a
+ * free per record each way: about a tenth of the TLS work for small
+ * messages. So a connection that stays busy keeps its buffers: every
+ * connection with TLS I/O is listed (by id, so a freed connection needs
+ * no unlinking), its heat rises each TRANSPORT_TRIM_MS it stays busy,
+ * and at heat 3 (busy through two whole periods, so a fresh connection
+ * that only did its handshake never gets there) the release mode is
+ * switched off until it has been quiet for a period. */
+enum { HEAT_NONE, HEAT_LISTED, HEAT_WARM, HEAT_KEEPS };
+
+static void note_busy(struct conn *c)
+{
+	c->tls_used = true;
+	if (c->tls_heat != HEAT_NONE)
+		return;
+	struct worker *w = c->w;
+	if (w->ntls_busy == w->tls_busy_cap) {
+		size_t cap = w->tls_busy_cap ? w->tls_busy_cap * 2 : 64;
+		uint64_t *p = realloc(w->tls_busy, cap * sizeof *p);
+		if (!p)
+			return; /* stays in release mode: only slower */
+		w->tls_busy = p;
+		w->tls_busy_cap = cap;
+	}
+	if (w->ntls_busy == 0)
+		w->next_tls_trim_ms = w->now_ms + TRANSPORT_TRIM_MS;
+	w->tls_busy[w->ntls_busy++] = c->id;
+	c->tls_heat = HEAT_LISTED;
+}
+
+/* Back to release mode; false while a partial record or a write is
+ * still buffered (tried again next period). */
+static bool cool_down(struct conn *c)
+{
+	if (c->tls_heat == HEAT_KEEPS) {
+		if (SSL_free_buffers(c->ssl) != 1)
+			return false;
+		SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
+	}
+	c->tls_heat = HEAT_NONE;
+	return true;
+}
+
+void transport_trim(struct worker *w)
+{
+	size_t keep = 0, released = 0;
+	for (size_t i = 0; i < w->ntls_busy; i++) {
+		struct conn *c = worker_find_conn(w, w->tls_busy[i]);
+		if (!c || !c->ssl)
+			continue; /* gone */
+		if (c->tls_used) {
+			c->tls_used = false;
+			if (c->tls_heat < HEAT_KEEPS && ++c->tls_heat == HEAT_KEEPS)
+				SSL_clear_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
+		} else {
+			bool kept = c->tls_heat == HEAT_KEEPS;
+			if (cool_down(c)) {
+				released += kept;
+				continue;
+			}
+		}
+		w->tls_busy[keep++] = c->id;
+	}
+	w->ntls_busy = keep;
+	w->next_tls_trim_ms = w->now_ms + TRANSPORT_TRIM_MS;
+#ifdef __GLIBC__
+	/* Freed record buffers sit between live connections' memory, where
+	 * glibc keeps them resident; hand their pages back once many went
+	 * quiet together (a burst of busy connections turning idle). */
+	if (released >= 32)
+		malloc_trim(0);
+#endif
+}
+
+void transport_worker_cleanup(struct worker *w)
+{
+	free(w->tls_busy);
+	w->tls_busy = NULL;
+	w->ntls_busy = w->tls_busy_cap = 0;
+}
+
+/* SSL_get_error() is only right if the thread's error queue was empty
+ * before the call. Peeking is much cheaper than ERR_clear_error(), which
+ * sweeps every slot of the queue, and the queue is almost always empty. */
+static inline void ssl_errors_clear(void)
+{
+	if (ERR_peek_error())
+		ERR_clear_error();
+}
 
 /* Maps an SSL_get_error result to errno-style results. */
 static ssize_t ssl_result(struct conn *c, int ret, bool reading)
@@ -57,9 +152,11 @@ ssize_t transport_read(struct conn *c, void *buf, size_t n)
 {
 	if (!c->ssl)
 		return recv(c->fd, buf, n, 0);
-	ERR_clear_error();
+	ssl_errors_clear();
 	size_t got = 0;
 	int r = SSL_read_ex(c->ssl, buf, n, &got);
+	note_busy(c);
+	c->tls_starved = r != 1 && SSL_get_error(c->ssl, 0) == SSL_ERROR_WANT_READ;
 	if (r == 1)
 		return (ssize_t)got;
 	return ssl_result(c, 0, true);
@@ -67,7 +164,12 @@ ssize_t transport_read(struct conn *c, void *buf, size_t n)
 
 bool transport_pending(const struct conn *c)
 {
-	return c->ssl && SSL_pending(c->ssl) > 0;
+	/* With read-ahead OpenSSL may hold whole records the socket no longer
+	 * shows, so epoll would never report them. SSL_has_pending() also
+	 * counts a partial record, which cannot progress until more bytes
+	 * arrive: once a read has said so, wait for epoll instead of
+	 * spinning on it. */
+	return c->ssl && !c->tls_starved && SSL_has_pending(c->ssl);
 }
 
 ssize_t transport_writev(struct conn *c, struct iovec *iov, int n)
@@ -95,9 +197,10 @@ ssize_t transport_writev(struct conn *c, struct iovec *iov, int n)
 		}
 		src = chunk;
 	}
-	ERR_clear_error();
+	ssl_errors_clear();
 	size_t written = 0;
 	c->tls_want_read = false;
+	note_busy(c);
 	int r = SSL_write_ex(c->ssl, src, len, &written);
 	if (r == 1)
 		return (ssize_t)written;

@@ -401,6 +401,8 @@ void *worker_main(void *arg)
 		int timeout = (int)(w->next_sweep_ms > w->now_ms ? w->next_sweep_ms - w->now_ms : 0);
 		if (next_timer >= 0 && next_timer < timeout)
 			timeout = (int)next_timer;
+		if (w->ntls_busy && w->next_tls_trim_ms < w->now_ms + (uint64_t)timeout)
+			timeout = (int)(w->next_tls_trim_ms > w->now_ms ? w->next_tls_trim_ms - w->now_ms : 0);
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_msg(LOG_ERROR, 0, "worker %u: epoll_wait: %s", w->index, strerror(errno));
@@ -455,6 +457,8 @@ void *worker_main(void *arg)
 			}
 			w->next_sweep_ms = w->now_ms + SWEEP_MS;
 		}
+		if (w->ntls_busy && w->now_ms >= w->next_tls_trim_ms)
+			transport_trim(w);
 		flush_dirty(w);
 
 		/* 6. stop */
@@ -486,6 +490,7 @@ void *worker_main(void *arg)
 	pthread_mutex_unlock(&w->q_lock);
 	run_queue(w);
 	group_map_free(w);
+	transport_worker_cleanup(w);
 	free(w->idmap);
 	w->idmap = NULL;
 	buf_free(&w->zin);

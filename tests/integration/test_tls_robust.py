@@ -4,7 +4,8 @@ or stop after the ClientHello are dropped after handshake_timeout; garbage
 instead of a ClientHello and clients vanishing mid-handshake are dropped
 at once without harm; a client that sends hundreds of KB of frames at once
 and reads slowly gets every echo (plaintext buffered inside OpenSSL is
-processed, also after reading was paused for backpressure); fifty
+processed, also after reading was paused for backpressure); record
+buffers kept by busy connections and released by quiet ones; fifty
 concurrent TLS clients; an idle server with stuck handshakes and blocked
 writers uses no CPU; no file descriptor leaks."""
 import asyncio
@@ -257,6 +258,69 @@ def test_burst_with_backpressure():
             burst_and_read_slowly(s, client_context(c.ca_cert), 3000, 300, 0.02)
             # One large write of 1 MiB in 64 KiB messages.
             burst_and_read_slowly(s, client_context(c.ca_cert), 16, 65536, 0.05)
+
+
+# --- record buffers: kept while busy, released when quiet -------------------------
+
+UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+def bio_read_exact(h, n):
+    """n plaintext bytes from a BioHandshake client."""
+    got = b""
+    deadline = time.monotonic() + h.timeout
+    while len(got) < n:
+        assert time.monotonic() < deadline, "got %d of %d bytes" % (len(got), n)
+        try:
+            got += h.obj.read(n - len(got))
+        except ssl.SSLWantReadError:
+            h._pump()
+    return got
+
+
+def bio_echo(h, payload, split_pause=None):
+    """Sends payload as one text frame in one TLS record and checks the
+    echo; with split_pause, the record goes out in two halves that far
+    apart."""
+    h.obj.write(frame(OP_TEXT, payload))
+    record = h.outgoing.read()
+    if split_pause is None:
+        h.sock.sendall(record)
+    else:
+        h.sock.sendall(record[:len(record) // 2])
+        time.sleep(split_pause)
+        h.sock.sendall(record[len(record) // 2:])
+    assert len(payload) < 126
+    assert bio_read_exact(h, 2) == bytes([0x81, len(payload)])
+    assert bio_read_exact(h, len(payload)) == payload
+
+
+def test_record_buffers_kept_while_busy_released_when_quiet():
+    """The worker looks at TLS connections once a second: one busy
+    through two looks keeps its record buffers, one quiet for a look gives
+    them back (and, while half a record sits in them, keeps them until the
+    rest arrives). Echoes stay exact through every change."""
+    with Certs() as c:
+        with TLSServer(tls_section(*c.server("srv"))) as s:
+            h = BioHandshake(s.tls_port, "localhost")
+            try:
+                h.sock.sendall(h.client_hello())
+                h.finish()
+                assert b" 101 " in h.request(UPGRADE)
+                n = 0
+                for phase in range(2):
+                    end = time.monotonic() + 2.6  # busy through two looks
+                    while time.monotonic() < end:
+                        bio_echo(h, b"busy %d" % n)
+                        n += 1
+                    # Half a record waits through a whole quiet look, then more.
+                    bio_echo(h, b"split across a look", split_pause=2.3)
+                    time.sleep(2.3)
+                    bio_echo(h, b"after a quiet spell %d" % phase)
+                assert n > 100, n
+            finally:
+                h.close()
 
 
 # --- many clients, CPU -------------------------------------------------------------
