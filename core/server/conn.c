@@ -569,7 +569,7 @@ static int on_message(void *ud, uint8_t opcode, bool compressed, uint8_t *data, 
 	}
 	dispatch_message(c, opcode, data, len, c->rd.last_fragmented);
 	/* Backpressure: stop taking input while the peer is not reading. */
-	if (c->out.bytes > cf(c)->send_queue_limit)
+	if (outq_bytes(&c->out) > cf(c)->send_queue_limit)
 		return WS_READER_STOP;
 	return WS_READER_CONTINUE;
 }
@@ -583,7 +583,7 @@ static int on_control(void *ud, uint8_t opcode, uint8_t *data, size_t len)
 			conn_close(c, WS_CLOSE_INTERNAL, "Out of memory");
 			return WS_READER_STOP;
 		}
-		return c->out.bytes > cf(c)->send_queue_limit ? WS_READER_STOP : WS_READER_CONTINUE;
+		return outq_bytes(&c->out) > cf(c)->send_queue_limit ? WS_READER_STOP : WS_READER_CONTINUE;
 	case WS_OP_PONG:
 		return WS_READER_CONTINUE; /* last_rx_ms already updated */
 	case WS_OP_CLOSE:
@@ -657,7 +657,7 @@ static int on_piece(void *ud, uint8_t opcode, const uint8_t *data, size_t len, b
 	dispatch_message(c, opcode, m->data ? m->data : (const uint8_t *)"", m->len, c->rd.last_fragmented);
 	buf_free(m);
 	free(m);
-	return c->out.bytes > cf(c)->send_queue_limit ? WS_READER_STOP : WS_READER_CONTINUE;
+	return outq_bytes(&c->out) > cf(c)->send_queue_limit ? WS_READER_STOP : WS_READER_CONTINUE;
 }
 
 static const struct ws_reader_ops reader_ops = { on_message, on_control, on_piece };
@@ -688,7 +688,7 @@ static void process_input(struct conn *c)
 		}
 		off += (size_t)n;
 		/* A reader stopped by backpressure resumes from conn_flush. */
-		if (c->state == CONN_OPEN && !c->read_paused && c->out.bytes > cf(c)->send_queue_limit) {
+		if (c->state == CONN_OPEN && !c->read_paused && outq_bytes(&c->out) > cf(c)->send_queue_limit) {
 			c->read_paused = true;
 			worker_update_events(c->w, c);
 		}
@@ -813,7 +813,7 @@ void conn_on_readable(struct conn *c)
 			conn_terminate(c, r == 0 ? "closed" : strerror(errno));
 		return;
 	}
-	if (c->tls_want_read && c->out.bytes)
+	if (c->tls_want_read && outq_bytes(&c->out))
 		conn_flush(c); /* a TLS write was waiting for this */
 	/* TLS decrypts whole records: plaintext left inside OpenSSL is not
 	 * seen by epoll, so read until the transport is empty (bounded). */
@@ -897,7 +897,7 @@ void conn_flush(struct conn *c)
 		return; /* nothing of ours goes out before the handshake is done */
 	/* TLS writes at most a record-sized chunk per call, so it loops (up
 	 * to about 1 MiB per round); TCP writes everything in one writev. */
-	for (int round = 0; c->out.bytes && round < 64; round++) {
+	for (int round = 0; outq_bytes(&c->out) && round < 64; round++) {
 		struct iovec iov[64];
 		int n = outq_iov(&c->out, iov, 64);
 		ssize_t w = transport_writev(c, iov, n);
@@ -911,20 +911,20 @@ void conn_flush(struct conn *c)
 		}
 		outq_consume(&c->out, (size_t)w);
 		c->bytes_out += (uint64_t)w;
-		if (c->ssl || (n == 64 && c->out.bytes))
+		if (c->ssl || (n == 64 && outq_bytes(&c->out)))
 			continue;
 		break; /* TCP short write: the socket buffer is full */
 	}
-	bool pending = c->out.bytes > 0;
+	bool pending = outq_bytes(&c->out) > 0;
 	if (pending != c->want_write) {
 		c->want_write = pending;
 		worker_update_events(c->w, c);
 	}
 	uint64_t limit = cf(c)->send_queue_limit;
-	if (!c->read_paused && c->out.bytes > limit && c->state == CONN_OPEN) {
+	if (!c->read_paused && outq_bytes(&c->out) > limit && c->state == CONN_OPEN) {
 		c->read_paused = true;
 		worker_update_events(c->w, c);
-	} else if (c->read_paused && c->out.bytes <= limit / 2) {
+	} else if (c->read_paused && outq_bytes(&c->out) <= limit / 2) {
 		resume_reading(c);
 	}
 	if (!pending && c->state == CONN_LINGER) {
@@ -963,10 +963,6 @@ void conn_check_timers(struct conn *c, uint64_t now)
 		}
 		break;
 	case CONN_OPEN:
-		/* A connection quiet for a second gives back its empty write
-		 * queue ring; busy ones keep it (no allocation per message). */
-		if (now - c->last_rx_ms >= 1000 && c->out.bytes == 0)
-			outq_trim(&c->out);
 		if (c->ping_outstanding) {
 			if (now - c->ping_sent_ms >= k->pong_timeout_ms) {
 				METRIC_INC(c->w->m->ping_timeouts);
@@ -1087,13 +1083,13 @@ static struct blob *smsg_deflated(struct smsg *m, const struct ws_deflate *pmd, 
  * instead (see on_message), so request/response traffic loses nothing. */
 static int over_limit(struct conn *c)
 {
-	if (c->in_callback || c->out.bytes <= cf(c)->send_queue_limit)
+	if (c->in_callback || outq_bytes(&c->out) <= cf(c)->send_queue_limit)
 		return MBGW_OK;
 	METRIC_INC(c->w->m->queue_overflows);
 	bool drop_client = c->nroutes && c->routes[0]->conf->drop_client;
 	if (drop_client) {
 		log_msg(LOG_INFO, c->id, "slow consumer %s: %zu bytes queued, closing (slow_consumer = drop_client)",
-			c->peer, c->out.bytes);
+			c->peer, outq_bytes(&c->out));
 		conn_close(c, WS_CLOSE_POLICY, "Slow consumer");
 		return MBGW_E_CLOSING;
 	}

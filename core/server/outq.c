@@ -11,6 +11,15 @@
 
 static __thread struct blob *cache[BLOB_CACHE_MAX];
 static __thread unsigned ncache;
+/* Rings of RING_STD segments are recycled per thread like blobs: a busy
+ * connection takes one when it queues and gives it back when its queue
+ * drains, without calling malloc each time. */
+#define RING_STD 4
+#define RING_CACHE_MAX 256
+
+static __thread struct outq_ring *ring_cache[RING_CACHE_MAX];
+static __thread unsigned nring_cache;
+
 /* Only worker threads cache (they free the cache when they end); a plugin
  * thread that sends would otherwise keep blobs nobody frees. */
 static __thread bool cache_on;
@@ -62,34 +71,70 @@ void outq_thread_cleanup(void)
 	cache_on = false;
 	while (ncache)
 		free(cache[--ncache]);
+	while (nring_cache)
+		free(ring_cache[--nring_cache]);
+}
+
+static struct outq_ring *ring_new(uint32_t cap)
+{
+	if (cap == RING_STD && nring_cache)
+		return ring_cache[--nring_cache];
+	struct outq_ring *r = malloc(sizeof *r + cap * sizeof r->segs[0]);
+	if (r)
+		r->cap = cap;
+	return r;
+}
+
+static void ring_free(struct outq_ring *r)
+{
+	if (cache_on && r->cap == RING_STD && nring_cache < RING_CACHE_MAX)
+		ring_cache[nring_cache++] = r;
+	else
+		free(r);
+}
+
+/* Gives the ring of an empty queue back. */
+static void release_if_empty(struct outq *q)
+{
+	if (q->r && q->r->count == 0) {
+		ring_free(q->r);
+		q->r = NULL;
+	}
 }
 
 static int grow(struct outq *q)
 {
-	uint32_t ncap = q->cap ? q->cap * 2 : 4;
-	struct oseg *ns = malloc(ncap * sizeof *ns);
-	if (!ns)
+	struct outq_ring *o = q->r;
+	struct outq_ring *n = ring_new(o ? o->cap * 2 : RING_STD);
+	if (!n)
 		return -1;
-	for (uint32_t i = 0; i < q->count; i++)
-		ns[i] = q->segs[(q->head + i) % q->cap];
-	free(q->segs);
-	q->segs = ns;
-	q->cap = ncap;
-	q->head = 0;
+	n->head = 0;
+	n->count = 0;
+	n->bytes = 0;
+	if (o) {
+		for (uint32_t i = 0; i < o->count; i++)
+			n->segs[i] = o->segs[(o->head + i) % o->cap];
+		n->count = o->count;
+		n->bytes = o->bytes;
+		ring_free(o);
+	}
+	q->r = n;
 	return 0;
 }
 
 static struct oseg *tail(struct outq *q)
 {
-	return q->count ? &q->segs[(q->head + q->count - 1) % q->cap] : NULL;
+	struct outq_ring *r = q->r;
+	return r && r->count ? &r->segs[(r->head + r->count - 1) % r->cap] : NULL;
 }
 
 static int push(struct outq *q, struct blob *b, size_t off, size_t len)
 {
-	if (q->count == q->cap && grow(q) < 0)
+	if ((!q->r || q->r->count == q->r->cap) && grow(q) < 0)
 		return -1;
-	q->segs[(q->head + q->count) % q->cap] = (struct oseg){ b, off, len };
-	q->count++;
+	struct outq_ring *r = q->r;
+	r->segs[(r->head + r->count) % r->cap] = (struct oseg){ b, off, len };
+	r->count++;
 	return 0;
 }
 
@@ -116,7 +161,7 @@ void outq_commit(struct outq *q, size_t n)
 	struct oseg *t = tail(q);
 	t->b->len += n;
 	t->len += n;
-	q->bytes += n;
+	q->r->bytes += n;
 }
 
 int outq_append(struct outq *q, const void *p, size_t n)
@@ -134,15 +179,16 @@ int outq_append_shared(struct outq *q, struct blob *b, size_t off, size_t len)
 	if (push(q, b, off, len) < 0)
 		return -1;
 	blob_ref(b);
-	q->bytes += len;
+	q->r->bytes += len;
 	return 0;
 }
 
 int outq_iov(const struct outq *q, struct iovec *iov, int max)
 {
+	const struct outq_ring *r = q->r;
 	int n = 0;
-	for (uint32_t i = 0; i < q->count && n < max; i++) {
-		const struct oseg *s = &q->segs[(q->head + i) % q->cap];
+	for (uint32_t i = 0; r && i < r->count && n < max; i++) {
+		const struct oseg *s = &r->segs[(r->head + i) % r->cap];
 		if (!s->len)
 			continue;
 		iov[n].iov_base = s->b->data + s->off;
@@ -154,9 +200,12 @@ int outq_iov(const struct outq *q, struct iovec *iov, int max)
 
 void outq_consume(struct outq *q, size_t n)
 {
-	q->bytes -= n;
-	while (q->count) {
-		struct oseg *s = &q->segs[q->head];
+	struct outq_ring *r = q->r;
+	if (!r)
+		return;
+	r->bytes -= n;
+	while (r->count) {
+		struct oseg *s = &r->segs[r->head];
 		if (n < s->len) {
 			s->off += n;
 			s->len -= n;
@@ -164,27 +213,21 @@ void outq_consume(struct outq *q, size_t n)
 		}
 		n -= s->len;
 		blob_unref(s->b);
-		q->head = (q->head + 1) % q->cap;
-		q->count--;
+		r->head = (r->head + 1) % r->cap;
+		r->count--;
 	}
-}
-
-void outq_trim(struct outq *q)
-{
-	if (q->count == 0 && q->segs) {
-		free(q->segs);
-		q->segs = NULL;
-		q->cap = q->head = 0;
-	}
+	release_if_empty(q);
 }
 
 void outq_free(struct outq *q)
 {
-	while (q->count) {
-		blob_unref(q->segs[q->head].b);
-		q->head = (q->head + 1) % q->cap;
-		q->count--;
+	struct outq_ring *r = q->r;
+	if (!r)
+		return;
+	while (r->count) {
+		blob_unref(r->segs[r->head].b);
+		r->head = (r->head + 1) % r->cap;
+		r->count--;
 	}
-	free(q->segs);
-	memset(q, 0, sizeof *q);
+	release_if_empty(q);
 }

@@ -7,6 +7,11 @@
  * array for a single writev(2). Small blobs are recycled through a
  * per-thread cache, so the steady-state echo path does not allocate.
  *
+ * An empty queue is one NULL pointer: the ring of segments (with the
+ * queue's counters) is taken when the first byte is queued and given
+ * back, to the same per-thread cache, the moment the last byte is
+ * written. So an idle connection holds no output memory at all.
+ *
  * Thread: an outq belongs to its connection's worker thread; blobs may be
  * shared across threads (their counts are atomic).
  */
@@ -38,13 +43,30 @@ struct oseg {
 	size_t len;
 };
 
-struct outq {
-	struct oseg *segs;   /* ring */
+/* The segments of a non-empty queue: a ring, allocated with its header. */
+struct outq_ring {
 	uint32_t head;
 	uint32_t count;
 	uint32_t cap;
 	size_t bytes;        /* total queued */
+	struct oseg segs[];
 };
+
+struct outq {
+	struct outq_ring *r; /* NULL while the queue is empty */
+};
+
+/* Bytes queued (0 for an empty queue). */
+static inline size_t outq_bytes(const struct outq *q)
+{
+	return q->r ? q->r->bytes : 0;
+}
+
+/* Segments queued (0 for an empty queue). */
+static inline uint32_t outq_segments(const struct outq *q)
+{
+	return q->r ? q->r->count : 0;
+}
 
 /* Returns a pointer where n bytes can be written contiguously at the end
  * of the queue, or NULL when memory runs out; call outq_commit with the
@@ -57,16 +79,15 @@ int outq_append(struct outq *q, const void *p, size_t n);
 int outq_append_shared(struct outq *q, struct blob *b, size_t off, size_t len);
 /* Fills at most max iovecs from the head. Returns how many. */
 int outq_iov(const struct outq *q, struct iovec *iov, int max);
-/* Drops n written bytes from the head. */
+/* Drops n written bytes from the head; an emptied queue gives its ring
+ * back at once. */
 void outq_consume(struct outq *q, size_t n);
-/* Frees the ring when the queue is empty (idle connections keep none). */
-void outq_trim(struct outq *q);
-/* Drops everything and frees the ring. */
+/* Drops everything and gives the ring back. */
 void outq_free(struct outq *q);
 
-/* Lets this thread (a worker) keep a cache of spare blobs. */
+/* Lets this thread (a worker) keep a cache of spare blobs and rings. */
 void outq_thread_init(void);
-/* Releases this thread's cache of spare blobs (at thread exit). */
+/* Releases this thread's cache of spare blobs and rings (at thread exit). */
 void outq_thread_cleanup(void);
 
 #endif

@@ -58,7 +58,7 @@ static int assert_queue(const struct outq *q, const void *want, size_t n)
 		total += iov[i].iov_len;
 	}
 	EXPECT_EQ(total, n, "queue holds %zu bytes, expected %zu", total, n);
-	EXPECT_EQ(q->bytes, n, "q->bytes %zu, expected %zu", q->bytes, n);
+	EXPECT_EQ(outq_bytes(q), n, "q->bytes %zu, expected %zu", outq_bytes(q), n);
 	return k;
 }
 
@@ -80,7 +80,7 @@ Test(outq, empty_queue)
 	struct outq q = { 0 };
 	struct iovec iov[4];
 	EXPECT_EQ(outq_iov(&q, iov, 4), 0);
-	EXPECT_EQ(q.bytes, 0);
+	EXPECT_EQ(outq_bytes(&q), 0);
 	outq_consume(&q, 0);
 	outq_free(&q);
 	outq_free(&q);
@@ -93,11 +93,11 @@ Test(outq, append_extends_the_tail_blob)
 	EXPECT_EQ(outq_append(&q, " ", 1), 0);
 	EXPECT_EQ(outq_append(&q, "world", 5), 0);
 	EXPECT_EQ(assert_queue(&q, "hello world", 11), 1, "small appends share one blob");
-	EXPECT_EQ(q.count, 1);
+	EXPECT_EQ(outq_segments(&q), 1);
 	outq_free(&q);
-	EXPECT_EQ(q.count, 0);
-	EXPECT_EQ(q.bytes, 0);
-	cr_assert_null(q.segs);
+	EXPECT_EQ(outq_segments(&q), 0);
+	EXPECT_EQ(outq_bytes(&q), 0);
+	cr_assert_null(q.r);
 }
 
 Test(outq, reserve_and_commit)
@@ -256,7 +256,7 @@ Test(outq, partial_consume)
 		done += k;
 		assert_queue(&q, all + done, 14 - done);
 	}
-	EXPECT_EQ(q.count, 0);
+	EXPECT_EQ(outq_segments(&q), 0);
 	/* The queue is usable again. */
 	outq_append(&q, "again", 5);
 	assert_queue(&q, "again", 5);
@@ -329,4 +329,21 @@ Test(outq, blob_sizes_and_recycling)
 	EXPECT_EQ(c->len, 0);
 	EXPECT_GEQ(c->cap, 10);
 	blob_unref(c);
+}
+
+Test(outq, a_drained_queue_holds_no_memory)
+{
+	struct outq q = { 0 };
+	EXPECT_EQ(outq_append(&q, "abc", 3), 0);
+	EXPECT_NOT_NULL(q.r);
+	outq_consume(&q, 2);
+	EXPECT_NOT_NULL(q.r, "bytes still queued keep the ring");
+	outq_consume(&q, 1);
+	cr_assert_null(q.r, "an empty queue gives its ring back at once");
+	EXPECT_EQ(outq_bytes(&q), 0);
+	/* ... and takes one again for the next bytes. */
+	EXPECT_EQ(outq_append(&q, "de", 2), 0);
+	assert_queue(&q, "de", 2);
+	outq_free(&q);
+	cr_assert_null(q.r);
 }
