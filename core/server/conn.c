@@ -37,11 +37,19 @@
 
 #define RBUF_SIZE (64 * 1024)
 #define RBUF_CACHE_MAX 64
+#define INPUT_CACHE_MAX 64
 
 /* Read buffers are taken when a connection has bytes to process and
  * returned when it has none, so idle connections cost no buffer. */
 static __thread uint8_t *rbuf_cache[RBUF_CACHE_MAX];
 static __thread unsigned rbuf_ncache;
+/* The same for the input state (read buffer and frame reader): taken
+ * with the first byte, returned between messages. The reader comes back
+ * idle, so a cached one only needs this connection's settings. */
+static __thread struct conn_input *input_cache[INPUT_CACHE_MAX];
+static __thread unsigned input_ncache;
+
+static const struct conf *cf(const struct conn *c) { return c->w->srv->conf; }
 
 static size_t rbuf_size(const struct conn *c)
 {
@@ -51,40 +59,111 @@ static size_t rbuf_size(const struct conn *c)
 
 static int rbuf_take(struct conn *c)
 {
-	if (c->rbuf.data)
+	struct buf *b = &c->in->rbuf;
+	if (b->data)
 		return 0;
 	size_t sz = rbuf_size(c);
 	if (sz == RBUF_SIZE && rbuf_ncache) {
-		c->rbuf.data = rbuf_cache[--rbuf_ncache];
+		b->data = rbuf_cache[--rbuf_ncache];
 	} else {
-		c->rbuf.data = malloc(sz);
-		if (!c->rbuf.data)
+		b->data = malloc(sz);
+		if (!b->data)
 			return -1;
 	}
-	c->rbuf.cap = sz;
-	c->rbuf.len = 0;
+	b->cap = sz;
+	b->len = 0;
 	return 0;
+}
+
+static void rbuf_give_back(struct conn *c)
+{
+	struct buf *b = &c->in->rbuf;
+	if (!b->data)
+		return;
+	if (b->cap == RBUF_SIZE && rbuf_ncache < RBUF_CACHE_MAX)
+		rbuf_cache[rbuf_ncache++] = b->data;
+	else
+		free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+/* Makes sure the connection has its input state and a read buffer. */
+static int input_take(struct conn *c)
+{
+	if (!c->in) {
+		struct conn_input *in;
+		if (input_ncache) {
+			in = input_cache[--input_ncache];
+		} else {
+			in = malloc(sizeof *in);
+			if (!in)
+				return -1;
+			in->rbuf = (struct buf){ 0 };
+			ws_reader_init(&in->rd, 0, 0, true);
+		}
+		/* What differs between connections. */
+		in->rd.max_payload = cf(c)->max_payload;
+		in->rd.rsv_allowed = c->pmd ? WS_RSV1 : 0;
+		c->in = in;
+	}
+	return rbuf_take(c);
+}
+
+static void input_cache_put(struct conn_input *in)
+{
+	if (input_ncache < INPUT_CACHE_MAX) {
+		input_cache[input_ncache++] = in;
+		return;
+	}
+	ws_reader_free(&in->rd);
+	free(in);
+}
+
+/* Gives the read buffer back when it is empty, and the whole input state
+ * when, besides, no frame or fragmented message is half received: so an
+ * idle connection holds neither. */
+static void input_give_back(struct conn *c)
+{
+	struct conn_input *in = c->in;
+	if (!in)
+		return;
+	if (in->rbuf.len == 0)
+		rbuf_give_back(c);
+	if (in->rbuf.data || ws_reader_mid_message(&in->rd))
+		return;
+	c->in = NULL;
+	input_cache_put(in);
+}
+
+/* At close: whatever is buffered or half received is dropped. */
+static void input_free(struct conn *c)
+{
+	struct conn_input *in = c->in;
+	if (!in)
+		return;
+	in->rbuf.len = 0;
+	rbuf_give_back(c);
+	c->in = NULL;
+	if (ws_reader_mid_message(&in->rd)) {
+		ws_reader_free(&in->rd);
+		free(in);
+	} else {
+		input_cache_put(in);
+	}
 }
 
 void conn_thread_cleanup(void)
 {
 	while (rbuf_ncache)
 		free(rbuf_cache[--rbuf_ncache]);
+	while (input_ncache) {
+		struct conn_input *in = input_cache[--input_ncache];
+		ws_reader_free(&in->rd);
+		free(in);
+	}
 }
 
-static void rbuf_give_back(struct conn *c)
-{
-	if (!c->rbuf.data)
-		return;
-	if (c->rbuf.cap == RBUF_SIZE && rbuf_ncache < RBUF_CACHE_MAX)
-		rbuf_cache[rbuf_ncache++] = c->rbuf.data;
-	else
-		free(c->rbuf.data);
-	c->rbuf.data = NULL;
-	c->rbuf.len = c->rbuf.cap = 0;
-}
-
-static const struct conf *cf(const struct conn *c) { return c->w->srv->conf; }
 
 static void set_state(struct conn *c, enum conn_state s)
 {
@@ -121,7 +200,6 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, uns
 	int one = 1;
 	/* Small frames must not wait for Nagle: latency is the product. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	ws_reader_init(&c->rd, cf(c)->max_payload, 0, true);
 	c->limits_counted = limits_counted;
 	snprintf(c->scheme, sizeof c->scheme, "%s", tls ? "wss" : "ws");
 	if (proxy) {
@@ -133,7 +211,6 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, uns
 		c->ssl = tls_session_new(fd);
 		if (!c->ssl) {
 			log_msg(LOG_ERROR, c->id, "cannot start a TLS session for %s: %s", c->peer, tls_error_text());
-			ws_reader_free(&c->rd);
 			close(fd);
 			free(c);
 			return NULL;
@@ -158,8 +235,7 @@ void conn_free(struct conn *c)
 	}
 	if (c->fd >= 0)
 		close(c->fd);
-	rbuf_give_back(c);
-	ws_reader_free(&c->rd);
+	input_free(c);
 	outq_free(&c->out);
 	free(c->head);
 	free(c->query);
@@ -437,7 +513,8 @@ static int negotiate_deflate(struct conn *c, const struct http_request *req, cha
 		ext[0] = 0; /* carry on uncompressed */
 		return 0;
 	}
-	c->rd.rsv_allowed = WS_RSV1;
+	if (c->in)
+		c->in->rd.rsv_allowed = WS_RSV1; /* the rest of rbuf may be compressed frames */
 	return 0;
 }
 
@@ -447,12 +524,13 @@ static size_t handle_http(struct conn *c)
 	struct http_request req;
 	struct http_error herr;
 	struct http_limits lim = { (size_t)cf(c)->max_header_size, (size_t)cf(c)->max_headers };
-	ssize_t n = http_parse_request((const char *)c->rbuf.data, c->rbuf.len, &lim, &req, &herr);
+	struct buf *rb = &c->in->rbuf;
+	ssize_t n = http_parse_request((const char *)rb->data, rb->len, &lim, &req, &herr);
 	if (n == 0)
 		return 0;
 	if (n < 0) {
 		http_reject(c, herr.status, herr.reason, NULL);
-		return c->rbuf.len;
+		return rb->len;
 	}
 
 	/* Behind a trusted proxy the real client is in its forwarding
@@ -512,7 +590,7 @@ static size_t handle_http(struct conn *c)
 	size_t rl = http_response_upgrade(resp, sizeof resp, hs.accept, subprotocol, ext[0] ? ext : NULL);
 	if (rl == 0 || outq_append(&c->out, resp, rl) < 0) {
 		conn_terminate(c, "cannot queue 101 answer");
-		return c->rbuf.len;
+		return rb->len;
 	}
 	worker_mark_dirty(c->w, c);
 	c->subprotocol = subprotocol;
@@ -567,7 +645,7 @@ static int on_message(void *ud, uint8_t opcode, bool compressed, uint8_t *data, 
 		data = z->data ? z->data : (uint8_t *)"";
 		len = z->len;
 	}
-	dispatch_message(c, opcode, data, len, c->rd.last_fragmented);
+	dispatch_message(c, opcode, data, len, c->in->rd.last_fragmented);
 	/* Backpressure: stop taking input while the peer is not reading. */
 	if (outq_bytes(&c->out) > cf(c)->send_queue_limit)
 		return WS_READER_STOP;
@@ -654,7 +732,7 @@ static int on_piece(void *ud, uint8_t opcode, const uint8_t *data, size_t len, b
 	struct buf *m = c->zmsg;
 	c->zmsg = NULL;
 	METRIC_ADD(c->w->m->deflate_in_raw, m->len);
-	dispatch_message(c, opcode, m->data ? m->data : (const uint8_t *)"", m->len, c->rd.last_fragmented);
+	dispatch_message(c, opcode, m->data ? m->data : (const uint8_t *)"", m->len, c->in->rd.last_fragmented);
 	buf_free(m);
 	free(m);
 	return outq_bytes(&c->out) > cf(c)->send_queue_limit ? WS_READER_STOP : WS_READER_CONTINUE;
@@ -674,7 +752,7 @@ static void process_input(struct conn *c)
 	}
 	if (c->state == CONN_OPEN || c->state == CONN_CLOSING) {
 		struct ws_err err;
-		ssize_t n = ws_reader_feed(&c->rd, c->rbuf.data + off, c->rbuf.len - off,
+		ssize_t n = ws_reader_feed(&c->in->rd, c->in->rbuf.data + off, c->in->rbuf.len - off,
 					   &reader_ops, c, &err);
 		if (n < 0) {
 			METRIC_INC(c->w->m->protocol_errors[metrics_close_slot(err.code)]);
@@ -695,10 +773,9 @@ static void process_input(struct conn *c)
 	}
 out:
 	if (c->state == CONN_LINGER || c->state == CONN_DRAIN)
-		off = c->rbuf.len; /* nothing more will be processed */
-	buf_consume(&c->rbuf, off);
-	if (c->rbuf.len == 0)
-		rbuf_give_back(c);
+		off = c->in->rbuf.len; /* nothing more will be processed */
+	buf_consume(&c->in->rbuf, off);
+	input_give_back(c);
 }
 
 /* TLS handshake step; on completion the connection reads its request. */
@@ -818,21 +895,21 @@ void conn_on_readable(struct conn *c)
 	/* TLS decrypts whole records: plaintext left inside OpenSSL is not
 	 * seen by epoll, so read until the transport is empty (bounded). */
 	for (int round = 0; round < 16 && !c->read_paused && c->state != CONN_DEAD; round++) {
-		if (rbuf_take(c) < 0) {
+		if (input_take(c) < 0) {
 			conn_terminate(c, "out of memory for a read buffer");
 			return;
 		}
-		size_t room = c->rbuf.cap - c->rbuf.len;
+		struct buf *rb = &c->in->rbuf;
+		size_t room = rb->cap - rb->len;
 		if (room == 0) {
 			/* Only possible in CONN_HTTP: the head outgrew max_header_size. */
 			process_input(c);
 			return;
 		}
-		ssize_t r = transport_read(c, c->rbuf.data + c->rbuf.len, room);
+		ssize_t r = transport_read(c, rb->data + rb->len, room);
 		if (r < 0) {
 			if (errno == EAGAIN || errno == EINTR) {
-				if (c->rbuf.len == 0)
-					rbuf_give_back(c);
+				input_give_back(c);
 				return;
 			}
 			log_msg(LOG_DEBUG, c->id, "read error from %s: %s", c->peer, strerror(errno));
@@ -842,12 +919,12 @@ void conn_on_readable(struct conn *c)
 		if (r == 0) {
 			/* EOF without a close handshake: abnormal closure (1006) — or a
 			 * half-close; either way nothing more will arrive. */
-			if (c->state == CONN_OPEN && ws_reader_mid_message(&c->rd))
+			if (c->state == CONN_OPEN && ws_reader_mid_message(&c->in->rd))
 				log_msg(LOG_DEBUG, c->id, "peer %s vanished mid-message", c->peer);
 			conn_terminate(c, "peer closed the connection");
 			return;
 		}
-		c->rbuf.len += (size_t)r;
+		rb->len += (size_t)r;
 		c->bytes_in += (uint64_t)r;
 		c->last_rx_ms = c->w->now_ms;
 		c->ping_outstanding = false;
@@ -884,7 +961,7 @@ static void resume_reading(struct conn *c)
 	c->read_paused = false;
 	worker_update_events(c->w, c);
 	/* Bytes already read but not yet processed come first. */
-	if (c->rbuf.len)
+	if (c->in && c->in->rbuf.len)
 		process_input(c);
 	/* conn_flush then reads what OpenSSL still holds. */
 }

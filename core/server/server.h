@@ -76,6 +76,15 @@ struct wcmd {
 	char text[256];
 };
 
+/* What a connection needs only while bytes are arriving: the read buffer
+ * and the frame reader. Taken with the first byte read and given back
+ * when the buffer is empty and no frame or message is half received, so
+ * idle connections carry neither (conn.c input_take/input_give_back). */
+struct conn_input {
+	struct buf rbuf;                /* data taken from a per-thread cache too */
+	struct ws_reader rd;
+};
+
 struct conn {
 	uint64_t id;
 	int fd;
@@ -98,8 +107,7 @@ struct conn {
 	uint64_t state_since_ms;        /* entered CLOSING/LINGER/DRAIN */
 	uint64_t ping_sent_ms;
 
-	struct buf rbuf;                /* taken when reading, returned when empty */
-	struct ws_reader rd;
+	struct conn_input *in;          /* NULL while idle */
 	struct outq out;
 
 	uint8_t listener;               /* index into conf->listen */
