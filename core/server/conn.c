@@ -38,6 +38,8 @@
 #define RBUF_SIZE (64 * 1024)
 #define RBUF_CACHE_MAX 64
 #define INPUT_CACHE_MAX 64
+/* A ping that could not be queued (no memory) is tried again this soon. */
+#define PING_RETRY_MS 200
 
 /* Read buffers are taken when a connection has bytes to process and
  * returned when it has none, so idle connections cost no buffer. */
@@ -165,10 +167,46 @@ void conn_thread_cleanup(void)
 }
 
 
+/* The connection's one timer fires in `ms` (conn_on_timer). */
+static void timer_in(struct conn *c, uint64_t ms)
+{
+	wheel_arm(&c->w->wheel, &c->timer, c->w->now_ms + ms);
+}
+
+/* Every state has at most one deadline, counted from entering it: the
+ * handshake timeout before OPEN, the heartbeat while OPEN, the close
+ * timeout while closing. So one timer per connection does, re-armed on
+ * each state change. */
+static void arm_state_timer(struct conn *c)
+{
+	const struct conf *k = cf(c);
+	switch (c->state) {
+	case CONN_PROXY:
+	case CONN_TLS:
+	case CONN_HTTP:
+		timer_in(c, k->handshake_timeout_ms);
+		break;
+	case CONN_OPEN:
+		if (k->ping_interval_ms)
+			timer_in(c, k->ping_interval_ms);
+		else
+			wheel_cancel(&c->w->wheel, &c->timer);
+		break;
+	case CONN_CLOSING:
+	case CONN_LINGER:
+	case CONN_DRAIN:
+		timer_in(c, k->close_timeout_ms);
+		break;
+	case CONN_DEAD:
+		wheel_cancel(&c->w->wheel, &c->timer);
+		break;
+	}
+}
+
 static void set_state(struct conn *c, enum conn_state s)
 {
 	c->state = s;
-	c->state_since_ms = c->w->now_ms;
+	arm_state_timer(c);
 	/* LINGER acts in conn_flush (shut down once the queue is written),
 	 * so make sure a flush happens even if nothing new was queued. */
 	if (s == CONN_LINGER)
@@ -188,7 +226,8 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, uns
 	c->fd = fd;
 	c->w = w;
 	c->id = ((uint64_t)(w->index + 1) << 48) | ++w->next_conn_seq;
-	c->created_ms = c->last_rx_ms = c->accepted_ms = w->now_ms;
+	c->accepted_ms = w->now_ms;
+	c->last_rx_ms = (uint32_t)w->now_ms;
 	c->listener = (uint8_t)listener;
 	memcpy(&c->peer_addr, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 								 : sizeof(struct sockaddr_in));
@@ -211,6 +250,7 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, uns
 		c->ssl = tls_session_new(fd);
 		if (!c->ssl) {
 			log_msg(LOG_ERROR, c->id, "cannot start a TLS session for %s: %s", c->peer, tls_error_text());
+			wheel_cancel(&w->wheel, &c->timer);
 			close(fd);
 			free(c);
 			return NULL;
@@ -222,6 +262,7 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, uns
 
 void conn_free(struct conn *c)
 {
+	wheel_cancel(&c->w->wheel, &c->timer);
 	if (c->limits_counted)
 		limits_disconnect(c->w->srv->conf, (const struct sockaddr *)&c->limits_addr);
 	transport_free(c);
@@ -801,7 +842,7 @@ static void tls_step(struct conn *c)
 		return;
 	METRIC_INC(c->w->m->tls_handshakes);
 	set_state(c, CONN_HTTP);
-	c->created_ms = c->w->now_ms; /* the HTTP timeout starts now */
+	/* (set_state started the HTTP timeout anew) */
 	conn_on_readable(c);          /* the request may already be buffered */
 }
 
@@ -855,7 +896,6 @@ static void proxy_step(struct conn *c)
 	}
 	c->limits_counted = true;
 	c->limits_addr = c->peer_addr;
-	c->created_ms = c->w->now_ms;
 	if (cf(c)->listen[c->listener].tls) {
 		c->ssl = tls_session_new(c->fd);
 		if (!c->ssl) {
@@ -926,7 +966,7 @@ void conn_on_readable(struct conn *c)
 		}
 		rb->len += (size_t)r;
 		c->bytes_in += (uint64_t)r;
-		c->last_rx_ms = c->w->now_ms;
+		c->last_rx_ms = (uint32_t)c->w->now_ms;
 		c->ping_outstanding = false;
 		process_input(c);
 		if (!transport_pending(c))
@@ -1017,49 +1057,64 @@ void conn_flush(struct conn *c)
 		conn_on_readable(c);
 }
 
-void conn_check_timers(struct conn *c, uint64_t now)
+/* The heartbeat of an open connection (RFC 6455 §5.5.2): ping it once it
+ * has been quiet for ping_interval, drop it if nothing at all (pong or
+ * data) arrives within pong_timeout. Reads only note the time; the timer
+ * catches up when it fires, so busy connections never touch the wheel. */
+static void heartbeat(struct conn *c)
 {
 	const struct conf *k = cf(c);
-	uint64_t age = now - c->state_since_ms;
+	if (c->ping_outstanding) {
+		/* The pong deadline passed and no byte came in (a read clears
+		 * ping_outstanding). */
+		METRIC_INC(c->w->m->ping_timeouts);
+		log_msg(LOG_INFO, c->id, "no pong or data from %s within %llu ms: dropping", c->peer,
+			(unsigned long long)k->pong_timeout_ms);
+		conn_terminate(c, "pong timeout");
+		return;
+	}
+	if (!k->ping_interval_ms)
+		return;
+	/* 32-bit clocks: the difference is right for any quiet time under
+	 * 49 days, and this runs at least every ping_interval (at most a day). */
+	uint32_t quiet = (uint32_t)c->w->now_ms - c->last_rx_ms;
+	if (quiet < k->ping_interval_ms) {
+		timer_in(c, k->ping_interval_ms - quiet);
+		return;
+	}
+	/* Only idle connections are pinged: any traffic proves life. */
+	if (queue_frame(c, true, WS_OP_PING, NULL, 0) == 0) {
+		c->ping_outstanding = true;
+		timer_in(c, k->pong_timeout_ms);
+	} else {
+		timer_in(c, PING_RETRY_MS);
+	}
+}
+
+void conn_on_timer(struct conn *c)
+{
+	const struct conf *k = cf(c);
 	switch (c->state) {
 	case CONN_PROXY:
 	case CONN_TLS:
-		if (now - c->created_ms >= k->handshake_timeout_ms) {
-			log_msg(LOG_INFO, c->id, "TLS handshake timeout: %s did not finish within %llu ms",
-				c->peer, (unsigned long long)k->handshake_timeout_ms);
-			METRIC_INC(c->w->m->tls_failures);
-			conn_terminate(c, "TLS handshake timeout");
-		}
+		log_msg(LOG_INFO, c->id, "TLS handshake timeout: %s did not finish within %llu ms", c->peer,
+			(unsigned long long)k->handshake_timeout_ms);
+		METRIC_INC(c->w->m->tls_failures);
+		conn_terminate(c, "TLS handshake timeout");
 		break;
 	case CONN_HTTP:
-		if (now - c->created_ms >= k->handshake_timeout_ms) {
-			log_msg(LOG_INFO, c->id, "handshake timeout: %s sent no complete request within %llu ms",
-				c->peer, (unsigned long long)k->handshake_timeout_ms);
-			METRIC_INC(c->w->m->rejected[REJ_TIMEOUT]);
-			http_answer(c, 408, NULL, "Request timeout", false);
-		}
+		log_msg(LOG_INFO, c->id, "handshake timeout: %s sent no complete request within %llu ms", c->peer,
+			(unsigned long long)k->handshake_timeout_ms);
+		METRIC_INC(c->w->m->rejected[REJ_TIMEOUT]);
+		http_answer(c, 408, NULL, "Request timeout", false);
 		break;
 	case CONN_OPEN:
-		if (c->ping_outstanding) {
-			if (now - c->ping_sent_ms >= k->pong_timeout_ms) {
-				METRIC_INC(c->w->m->ping_timeouts);
-				log_msg(LOG_INFO, c->id, "no pong or data from %s within %llu ms: dropping",
-					c->peer, (unsigned long long)k->pong_timeout_ms);
-				conn_terminate(c, "pong timeout");
-			}
-		} else if (k->ping_interval_ms && now - c->last_rx_ms >= k->ping_interval_ms) {
-			/* Only idle connections are pinged: any traffic proves life. */
-			if (queue_frame(c, true, WS_OP_PING, NULL, 0) == 0) {
-				c->ping_outstanding = true;
-				c->ping_sent_ms = now;
-			}
-		}
+		heartbeat(c);
 		break;
 	case CONN_CLOSING:
 	case CONN_LINGER:
 	case CONN_DRAIN:
-		if (age >= k->close_timeout_ms)
-			conn_terminate(c, "close timeout");
+		conn_terminate(c, "close timeout");
 		break;
 	case CONN_DEAD:
 		break;

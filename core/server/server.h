@@ -24,6 +24,7 @@
 #include "server/metrics.h"
 #include "server/outq.h"
 #include "util/util_buf.h"
+#include "util/util_wheel.h"
 #include "ws/ws_deflate.h"
 #include "ws/ws_reader.h"
 
@@ -102,10 +103,8 @@ struct conn {
 
 	uint64_t accepted_ms;
 	uint64_t bytes_in, bytes_out;   /* on the socket, for the access log */
-	uint64_t created_ms;
-	uint64_t last_rx_ms;            /* last byte received */
-	uint64_t state_since_ms;        /* entered CLOSING/LINGER/DRAIN */
-	uint64_t ping_sent_ms;
+	uint32_t last_rx_ms;            /* last byte received: low 32 bits of now_ms */
+	struct wheel_timer timer;       /* the deadline of the current state */
 
 	struct conn_input *in;          /* NULL while idle */
 	struct outq out;
@@ -167,7 +166,9 @@ struct worker {
 	struct conn *dead;
 	uint64_t next_conn_seq;
 	uint64_t now_ms;
-	uint64_t next_sweep_ms;
+	struct wheel wheel;             /* connection timeouts (conn_on_timer) */
+	struct wheel_timer removed_timer; /* next drain deadline of a removed route */
+	uint64_t routes_gen;            /* route table generation last looked at */
 	bool stopping;
 	uint64_t stop_deadline_ms;
 
@@ -232,8 +233,9 @@ void conn_on_readable(struct conn *c);
 void conn_on_writable(struct conn *c);
 /* Writes what is queued (one writev); updates EPOLLOUT and backpressure. */
 void conn_flush(struct conn *c);
-/* Timer check: handshake, heartbeat and closing timeouts. */
-void conn_check_timers(struct conn *c, uint64_t now_ms);
+/* The connection's timer fired (worker's wheel): handshake timeout,
+ * heartbeat ping, pong timeout or close timeout, by state. */
+void conn_on_timer(struct conn *c);
 /* Starts a close handshake with code and reason (no-op if closing). */
 void conn_close(struct conn *c, uint16_t code, const char *reason);
 /* Drops the connection at once (no close handshake); freed by the loop. */

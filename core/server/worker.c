@@ -1,12 +1,14 @@
 /* worker — one event loop per thread.
  *
  * loop_run() phases, in order, each iteration:
- *   1. wait     epoll_wait, bounded by the next timer sweep
+ *   1. wait     epoll_wait, until the next timer that can fire (at most
+ *               HOUSEKEEPING_MS)
  *   2. dispatch accept on listeners; read/write on connections
  *   3. queue    commands posted by other threads (plugin sends, groups)
  *   4. flush    one writev per connection that queued output this round
- *   5. timers   every SWEEP_MS: handshake, heartbeat and close timeouts;
- *               on worker 0 also the plugins' timers
+ *   5. timers   the connection timers that are due (handshake, heartbeat,
+ *               pong, close timeouts) and routes removed by a reload; on
+ *               worker 0 also the plugins' timers and the limits table
  *   6. stop     on shutdown: stop accepting, close everyone with 1001
  *   7. reap     close callbacks, then free connections marked dead
  * Connections are only ever freed in phase 6, so no handler runs on a
@@ -15,6 +17,7 @@
 #include "server/server.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -28,10 +31,13 @@
 #include "server/limits.h"
 #include "util/util_log.h"
 
-/* Timer checks walk the worker's connections this often. A sweep costs a
- * few nanoseconds per connection, far less than a timer structure updated
- * on every message. */
-#define SWEEP_MS 200
+/* Resolution of the connection timers. Each connection has one timer in
+ * the worker's wheel, moved only when its state changes or it fires (a
+ * read just notes the time), so idle connections cost nothing per tick. */
+#define TICK_MS 100
+/* The longest the loop sleeps: it notices reloads (removed routes) and
+ * runs the limits sweep at least this often. */
+#define HOUSEKEEPING_MS 1000
 #define MAX_EVENTS 256
 #define ACCEPT_BATCH 64
 
@@ -354,18 +360,54 @@ static void reap(struct worker *w)
 }
 
 /* A route removed by a reload closes its connections once its drain time
- * has passed. */
-static void check_removed_routes(struct conn *c, uint64_t now)
+ * has passed. The worker looks when the table generation changes and when
+ * the earliest pending deadline comes: O(connections) per reload, nothing
+ * per tick. */
+static void removed_routes_check(struct worker *w)
 {
-	if (c->state != CONN_OPEN)
-		return;
-	for (size_t i = 0; i < c->nroutes; i++) {
-		uint64_t d = atomic_load_explicit(&c->routes[i]->removed_deadline_ms, memory_order_relaxed);
-		if (d && now >= d) {
-			conn_close(c, WS_CLOSE_GOING_AWAY, "Route removed");
-			return;
+	uint64_t next = UINT64_MAX;
+	for (struct conn *c = w->conns; c; c = c->next) {
+		if (c->state != CONN_OPEN)
+			continue;
+		for (size_t i = 0; i < c->nroutes; i++) {
+			uint64_t d = atomic_load_explicit(&c->routes[i]->removed_deadline_ms, memory_order_relaxed);
+			if (!d)
+				continue;
+			if (w->now_ms >= d) {
+				conn_close(c, WS_CLOSE_GOING_AWAY, "Route removed");
+				break;
+			}
+			if (d < next)
+				next = d;
 		}
 	}
+	if (next != UINT64_MAX)
+		wheel_arm(&w->wheel, &w->removed_timer, next);
+	else
+		wheel_cancel(&w->wheel, &w->removed_timer);
+}
+
+static void routes_changed_check(struct worker *w)
+{
+	uint64_t gen = route_table_generation();
+	if (gen == w->routes_gen)
+		return;
+	w->routes_gen = gen;
+	/* route_table_swap publishes the generation before it marks the
+	 * removed routes, under the table lock: taking the lock once orders
+	 * us after it. */
+	route_table_unref(route_table_acquire());
+	removed_routes_check(w);
+}
+
+static void on_timer(struct wheel_timer *t, void *arg)
+{
+	struct worker *w = arg;
+	if (t == &w->removed_timer) {
+		removed_routes_check(w);
+		return;
+	}
+	conn_on_timer((struct conn *)((char *)t - offsetof(struct conn, timer)));
 }
 
 static void begin_stop(struct worker *w)
@@ -394,16 +436,28 @@ void *worker_main(void *arg)
 	w->m = metrics_worker(w->index);
 	w->now_ms = server_now_ms();
 	int64_t next_timer = -1;
-	w->next_sweep_ms = w->now_ms + SWEEP_MS;
+	wheel_init(&w->wheel, TICK_MS, w->now_ms);
+	w->routes_gen = route_table_generation();
 
 	for (;;) {
 		/* 1. wait */
-		int timeout = (int)(w->next_sweep_ms > w->now_ms ? w->next_sweep_ms - w->now_ms : 0);
+		int64_t timeout = HOUSEKEEPING_MS;
+		int64_t due = wheel_timeout_ms(&w->wheel, w->now_ms);
+		if (due >= 0 && due < timeout)
+			timeout = due;
 		if (next_timer >= 0 && next_timer < timeout)
-			timeout = (int)next_timer;
-		if (w->ntls_busy && w->next_tls_trim_ms < w->now_ms + (uint64_t)timeout)
-			timeout = (int)(w->next_tls_trim_ms > w->now_ms ? w->next_tls_trim_ms - w->now_ms : 0);
-		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
+			timeout = next_timer;
+		if (w->ntls_busy) {
+			int64_t trim = w->next_tls_trim_ms > w->now_ms ? (int64_t)(w->next_tls_trim_ms - w->now_ms) : 0;
+			if (trim < timeout)
+				timeout = trim;
+		}
+		if (w->stopping) {
+			int64_t left = w->now_ms < w->stop_deadline_ms ? (int64_t)(w->stop_deadline_ms - w->now_ms) : 0;
+			if (left < timeout)
+				timeout = left;
+		}
+		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, (int)timeout);
 		if (n < 0 && errno != EINTR) {
 			log_msg(LOG_ERROR, 0, "worker %u: epoll_wait: %s", w->index, strerror(errno));
 			break;
@@ -450,13 +504,8 @@ void *worker_main(void *arg)
 				w->next_limits_sweep_ms = w->now_ms + 5000;
 			}
 		}
-		if (w->now_ms >= w->next_sweep_ms) {
-			for (struct conn *c = w->conns; c; c = c->next) {
-				conn_check_timers(c, w->now_ms);
-				check_removed_routes(c, w->now_ms);
-			}
-			w->next_sweep_ms = w->now_ms + SWEEP_MS;
-		}
+		routes_changed_check(w);
+		wheel_advance(&w->wheel, w->now_ms, on_timer, w);
 		if (w->ntls_busy && w->now_ms >= w->next_tls_trim_ms)
 			transport_trim(w);
 		flush_dirty(w);
