@@ -383,13 +383,29 @@ static unsigned udata_slot(mbgw_conn_id id)
 	return tls_conn == id ? tls_route : 0;
 }
 
+/* Where the calling route's user data lives: in the connection for its
+ * first route, in its conn_extra for the others (NULL: none yet, and
+ * `create` is false or memory ran out). */
+static void **udata_ref(struct conn *c, mbgw_conn_id id, bool create)
+{
+	unsigned i = udata_slot(id);
+	if (i == 0)
+		return &c->udata;
+	struct conn_extra *x = create ? conn_extra(c) : c->x;
+	return x ? &x->udata[i] : NULL;
+}
+
 static int h_set_udata(mbgw_conn_id id, void *udata)
 {
 	int err;
 	struct conn *c = own_conn(id, &err);
 	if (!c)
 		return err;
-	c->udata[udata_slot(id)] = udata;
+	void **ref = udata_ref(c, id, udata != NULL);
+	if (ref)
+		*ref = udata;
+	else if (udata)
+		return MBGW_E_NOMEM;
 	return MBGW_OK;
 }
 
@@ -397,7 +413,8 @@ static void *h_get_udata(mbgw_conn_id id)
 {
 	int err;
 	struct conn *c = own_conn(id, &err);
-	return c ? c->udata[udata_slot(id)] : NULL;
+	void **ref = c ? udata_ref(c, id, false) : NULL;
+	return ref ? *ref : NULL;
 }
 
 static int h_conn_attr(mbgw_conn_id id, const char *name, char *out, size_t cap)

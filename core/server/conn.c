@@ -167,6 +167,91 @@ void conn_thread_cleanup(void)
 }
 
 
+/* --- the parts of a connection that are not always there --- */
+
+struct conn_extra *conn_extra(struct conn *c)
+{
+	if (!c->x)
+		c->x = calloc(1, sizeof *c->x);
+	return c->x;
+}
+
+static void extra_free(struct conn *c)
+{
+	struct conn_extra *x = c->x;
+	if (!x)
+		return;
+	free(x->query);
+	free(x->head);
+	free(x->identity);
+	free(x->auth_claims);
+	free(x->close_reason);
+	free(x->groups); /* normally gone already (group_leave_all) */
+	if (x->zmsg) {
+		buf_free(x->zmsg);
+		free(x->zmsg);
+	}
+	free(x);
+	c->x = NULL;
+}
+
+/* The client's address is kept as 16 bytes, a port and a family (IPv4
+ * as an IPv4-mapped IPv6 address) instead of a 28-byte sockaddr_in6 plus
+ * its 64-byte text: the text is made when a log line or plugin asks. */
+void conn_set_peer(struct conn *c, const struct sockaddr *sa)
+{
+	memset(c->peer_addr, 0, sizeof c->peer_addr);
+	c->peer_port = 0;
+	c->peer_family = (uint8_t)sa->sa_family;
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+		memcpy(c->peer_addr, &a->sin6_addr, 16);
+		c->peer_port = ntohs(a->sin6_port);
+	} else if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+		c->peer_addr[10] = c->peer_addr[11] = 0xff;
+		memcpy(c->peer_addr + 12, &a->sin_addr, 4);
+		c->peer_port = ntohs(a->sin_port);
+	}
+}
+
+socklen_t conn_peer_sockaddr(const struct conn *c, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof *ss);
+	if (c->peer_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(c->peer_port);
+		memcpy(&a->sin6_addr, c->peer_addr, 16);
+		return sizeof *a;
+	}
+	if (c->peer_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons(c->peer_port);
+		memcpy(&a->sin_addr, c->peer_addr + 12, 4);
+		return sizeof *a;
+	}
+	ss->ss_family = c->peer_family;
+	return sizeof ss->ss_family;
+}
+
+void conn_peer_format(const struct conn *c, char *out, size_t cap)
+{
+	struct sockaddr_storage ss;
+	conn_peer_sockaddr(c, &ss);
+	net_addr_format((const struct sockaddr *)&ss, out, cap);
+}
+
+const char *conn_peer(const struct conn *c)
+{
+	static __thread char text[2][64];
+	static __thread unsigned next;
+	char *out = text[next++ & 1];
+	conn_peer_format(c, out, sizeof text[0]);
+	return out;
+}
+
 /* The connection's one timer fires in `ms` (conn_on_timer). */
 static void timer_in(struct conn *c, uint64_t ms)
 {
@@ -229,18 +314,13 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, uns
 	c->accepted_ms = w->now_ms;
 	c->last_rx_ms = (uint32_t)w->now_ms;
 	c->listener = (uint8_t)listener;
-	memcpy(&c->peer_addr, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-								 : sizeof(struct sockaddr_in));
-	/* The address the limits counted; peer_addr may later become the
-	 * client a trusted proxy names, but the slot is this one's. */
-	c->limits_addr = c->peer_addr;
+	conn_set_peer(c, peer);
 	set_state(c, CONN_HTTP);
-	net_addr_format(peer, c->peer, sizeof c->peer);
 	int one = 1;
 	/* Small frames must not wait for Nagle: latency is the product. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->limits_counted = limits_counted;
-	snprintf(c->scheme, sizeof c->scheme, "%s", tls ? "wss" : "ws");
+	c->wss = tls;
 	if (proxy) {
 		/* The PROXY header comes first, before any TLS record. */
 		set_state(c, CONN_PROXY);
@@ -249,7 +329,7 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, uns
 	if (tls) {
 		c->ssl = tls_session_new(fd);
 		if (!c->ssl) {
-			log_msg(LOG_ERROR, c->id, "cannot start a TLS session for %s: %s", c->peer, tls_error_text());
+			log_msg(LOG_ERROR, c->id, "cannot start a TLS session for %s: %s", conn_peer(c), tls_error_text());
 			wheel_cancel(&w->wheel, &c->timer);
 			close(fd);
 			free(c);
@@ -263,26 +343,26 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, uns
 void conn_free(struct conn *c)
 {
 	wheel_cancel(&c->w->wheel, &c->timer);
-	if (c->limits_counted)
-		limits_disconnect(c->w->srv->conf, (const struct sockaddr *)&c->limits_addr);
+	if (c->limits_counted) {
+		/* The address the limits counted: the peer's, unless a trusted
+		 * proxy named another client after the count. */
+		struct sockaddr_storage ss;
+		if (c->x && c->x->limits_addr_set)
+			memcpy(&ss, &c->x->limits_addr, sizeof c->x->limits_addr);
+		else
+			conn_peer_sockaddr(c, &ss);
+		limits_disconnect(c->w->srv->conf, (const struct sockaddr *)&ss);
+	}
 	transport_free(c);
 	if (c->pmd) {
 		ws_deflate_free(c->pmd);
 		free(c->pmd);
 	}
-	if (c->zmsg) {
-		buf_free(c->zmsg);
-		free(c->zmsg);
-	}
 	if (c->fd >= 0)
 		close(c->fd);
 	input_free(c);
 	outq_free(&c->out);
-	free(c->head);
-	free(c->query);
-	free(c->identity);
-	free(c->auth_claims);
-	free(c->close_reason);
+	extra_free(c);
 	free(c);
 }
 
@@ -368,15 +448,14 @@ int conn_send_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_
  * the memory is taken only then, so open connections carry none. */
 static void conn_set_close_reason(struct conn *c, const uint8_t *p, size_t n)
 {
-	c->close_reason_len = 0;
-	if (!n || c->close_reason)
+	if (!n || (c->x && c->x->close_reason))
 		return;
-	c->close_reason = malloc(n + 1);
-	if (!c->close_reason)
-		return;
-	memcpy(c->close_reason, p, n);
-	c->close_reason[n] = 0;
-	c->close_reason_len = (uint8_t)n;
+	struct conn_extra *x = conn_extra(c);
+	if (!x || !(x->close_reason = malloc(n + 1)))
+		return; /* the plugins are told the code without the reason */
+	memcpy(x->close_reason, p, n);
+	x->close_reason[n] = 0;
+	x->close_reason_len = (uint8_t)n;
 }
 
 static void queue_close_frame(struct conn *c, uint16_t code, const char *reason)
@@ -411,7 +490,7 @@ static void queue_close_frame(struct conn *c, uint16_t code, const char *reason)
 static void conn_fail(struct conn *c, uint16_t code, const char *reason)
 {
 	METRIC_INC(c->w->m->protocol_errors[metrics_close_slot(code)]);
-	log_msg(LOG_INFO, c->id, "closing %s with %u: %s", c->peer, code, reason);
+	log_msg(LOG_INFO, c->id, "closing %s with %u: %s", conn_peer(c), code, reason);
 	if (c->state == CONN_OPEN)
 		queue_close_frame(c, code, reason);
 	set_state(c, CONN_LINGER);
@@ -476,12 +555,12 @@ void conn_http_reject(struct conn *c, int status, const char *reason, const stru
 	if (req && req->target.n)
 		/* The path only: a query may carry a token (auth_query_param)
 		 * that must never reach the log. */
-		log_msg(LOG_INFO, c->id, "handshake rejected from %s: %d %s (%.*s %.*s%s)", c->peer,
+		log_msg(LOG_INFO, c->id, "handshake rejected from %s: %d %s (%.*s %.*s%s)", conn_peer(c),
 			status, reason, (int)req->method.n, req->method.p,
 			(int)(req->path.n > 200 ? 200 : req->path.n), req->path.p,
 			req->query.n ? "?..." : "");
 	else
-		log_msg(LOG_INFO, c->id, "handshake rejected from %s: %d %s", c->peer, status, reason);
+		log_msg(LOG_INFO, c->id, "handshake rejected from %s: %d %s", conn_peer(c), status, reason);
 	if (!extra && status == 426)
 		extra = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
 	else if (!extra && status == 405)
@@ -501,7 +580,7 @@ static void http_reject(struct conn *c, int status, const char *reason, const st
 static void deflate_config(const struct conn *c, struct ws_deflate_config *d)
 {
 	const struct conf *k = cf(c);
-	const struct conf_route *r = c->routes[0]->conf;
+	const struct conf_route *r = conn_routes((struct conn *)c)[0]->conf;
 	ws_deflate_config_default(d);
 	d->enabled = r->compression_set & CONF_RC_ENABLED ? r->compression : k->compression;
 	d->threshold = (size_t)k->compression_threshold;
@@ -538,7 +617,7 @@ static int negotiate_deflate(struct conn *c, const struct http_request *req, cha
 	const char *why = NULL;
 	int rc = ws_deflate_negotiate(&cfg, values, lens, n, &p, ext, cap, &why);
 	if (rc == WS_DEFLATE_E_SYNTAX) {
-		log_msg(LOG_INFO, c->id, "bad Sec-WebSocket-Extensions from %s: %s", c->peer, why ? why : "syntax");
+		log_msg(LOG_INFO, c->id, "bad Sec-WebSocket-Extensions from %s: %s", conn_peer(c), why ? why : "syntax");
 		return -1;
 	}
 	if (rc != 1) {
@@ -581,21 +660,34 @@ static size_t handle_http(struct conn *c)
 		socklen_t cl = 0;
 		char scheme[8] = "";
 		const char *why = NULL;
-		int fr = edge_forwarded_resolve(c->w->srv->trusted, (const struct sockaddr *)&c->peer_addr, &req,
+		struct sockaddr_storage peer;
+		conn_peer_sockaddr(c, &peer);
+		int fr = edge_forwarded_resolve(c->w->srv->trusted, (const struct sockaddr *)&peer, &req,
 						&client, &cl, scheme, sizeof scheme, &why);
+		if (fr == 1 && c->limits_counted && !(c->x && c->x->limits_addr_set)) {
+			/* The limits counted the proxy: remember it for the release. */
+			struct conn_extra *x = conn_extra(c);
+			if (!x) {
+				http_reject(c, 503, "Out of memory", &req);
+				return (size_t)n;
+			}
+			socklen_t pl = conn_peer_sockaddr(c, &peer);
+			memcpy(&x->limits_addr, &peer, pl);
+			x->limits_addr_set = true;
+		}
 		if (fr == 1) {
 			char via[64];
-			snprintf(via, sizeof via, "%s", c->peer);
-			memcpy(&c->peer_addr, &client, cl < sizeof c->peer_addr ? cl : sizeof c->peer_addr);
-			net_addr_format((const struct sockaddr *)&client, c->peer, sizeof c->peer);
-			log_msg(LOG_DEBUG, c->id, "client %s via trusted proxy %s", c->peer, via);
+			conn_peer_format(c, via, sizeof via);
+			(void)cl;
+			conn_set_peer(c, (const struct sockaddr *)&client);
+			log_msg(LOG_DEBUG, c->id, "client %s via trusted proxy %s", conn_peer(c), via);
 		} else if (why) {
-			log_msg(LOG_DEBUG, c->id, "forwarding headers from %s ignored: %s", c->peer, why);
+			log_msg(LOG_DEBUG, c->id, "forwarding headers from %s ignored: %s", conn_peer(c), why);
 		}
 		if (fr >= 0 && (strcmp(scheme, "https") == 0 || strcmp(scheme, "wss") == 0))
-			snprintf(c->scheme, sizeof c->scheme, "wss");
+			c->wss = true;
 		else if (fr >= 0 && (strcmp(scheme, "http") == 0 || strcmp(scheme, "ws") == 0))
-			snprintf(c->scheme, sizeof c->scheme, "ws");
+			c->wss = false;
 	}
 
 	/* The HTTP endpoints (/healthz, /readyz, /metrics), and the
@@ -639,12 +731,13 @@ static size_t handle_http(struct conn *c)
 	/* Access line (logfmt fields; client text quoted and escaped). */
 	const struct http_header *ua = http_find_header(&req, "User-Agent");
 	char uaq[1024], idq[1100];
+	const char *identity = c->x ? c->x->identity : NULL;
 	if (cf(c)->access_log)
 		log_msg(LOG_INFO, c->id, "open remote=%s path=%.*s route=%s subprotocol=%s tls=%d deflate=%d "
 		"identity=\"%s\" status=101 duration_ms=%llu user_agent=\"%s\"",
-		c->peer, (int)(req.path.n > 200 ? 200 : req.path.n), req.path.p, c->routes[0]->conf->name,
+		conn_peer(c), (int)(req.path.n > 200 ? 200 : req.path.n), req.path.p, conn_routes(c)[0]->conf->name,
 		subprotocol ? subprotocol : "-", c->ssl != NULL, c->pmd != NULL,
-		log_quote(idq, sizeof idq, c->identity ? c->identity : "-", c->identity ? strlen(c->identity) : 1),
+		log_quote(idq, sizeof idq, identity ? identity : "-", identity ? strlen(identity) : 1),
 		(unsigned long long)(c->w->now_ms - c->accepted_ms),
 		log_quote(uaq, sizeof uaq, ua ? ua->value.p : "", ua ? (ua->value.n > 200 ? 200 : ua->value.n) : 0));
 	dispatch_open(c);
@@ -732,18 +825,20 @@ static int on_piece(void *ud, uint8_t opcode, const uint8_t *data, size_t len, b
 	struct conn *c = ud;
 	if (c->state != CONN_OPEN)
 		return WS_READER_CONTINUE;
-	if (!c->zmsg) {
-		c->zmsg = calloc(1, sizeof *c->zmsg);
-		if (!c->zmsg) {
-			conn_fail(c, WS_CLOSE_INTERNAL, "Out of memory inflating a message");
-			return WS_READER_STOP;
-		}
-		ws_utf8_init(&c->zutf8);
+	struct conn_extra *x = conn_extra(c);
+	if (x && !x->zmsg) {
+		x->zmsg = calloc(1, sizeof *x->zmsg);
+		if (x->zmsg)
+			ws_utf8_init(&x->zutf8);
 	}
-	size_t before = c->zmsg->len, max = (size_t)cf(c)->max_payload;
-	int rc = ws_deflate_inflate_feed(c->pmd, data, len, max, c->zmsg);
+	if (!x || !x->zmsg) {
+		conn_fail(c, WS_CLOSE_INTERNAL, "Out of memory inflating a message");
+		return WS_READER_STOP;
+	}
+	size_t before = x->zmsg->len, max = (size_t)cf(c)->max_payload;
+	int rc = ws_deflate_inflate_feed(c->pmd, data, len, max, x->zmsg);
 	if (rc == 0 && fin)
-		rc = ws_deflate_inflate_end(c->pmd, max, c->zmsg);
+		rc = ws_deflate_inflate_end(c->pmd, max, x->zmsg);
 	METRIC_ADD(c->w->m->deflate_in_wire, len);
 	if (rc < 0) {
 		char why[120];
@@ -754,24 +849,24 @@ static int on_piece(void *ud, uint8_t opcode, const uint8_t *data, size_t len, b
 			snprintf(why, sizeof why, "%s", ws_deflate_strerror(rc));
 		conn_fail(c, rc == WS_DEFLATE_E_TOOBIG ? WS_CLOSE_TOO_BIG
 			     : rc == WS_DEFLATE_E_DATA ? WS_CLOSE_INVALID_DATA : WS_CLOSE_INTERNAL, why);
-		buf_free(c->zmsg);
-		free(c->zmsg);
-		c->zmsg = NULL;
+		buf_free(x->zmsg);
+		free(x->zmsg);
+		x->zmsg = NULL;
 		return WS_READER_STOP;
 	}
 	if (opcode == WS_OP_TEXT &&
-	    (!ws_utf8_feed(&c->zutf8, c->zmsg->data + before, c->zmsg->len - before) ||
-	     (fin && !ws_utf8_complete(&c->zutf8)))) {
+	    (!ws_utf8_feed(&x->zutf8, x->zmsg->data + before, x->zmsg->len - before) ||
+	     (fin && !ws_utf8_complete(&x->zutf8)))) {
 		conn_fail(c, WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
-		buf_free(c->zmsg);
-		free(c->zmsg);
-		c->zmsg = NULL;
+		buf_free(x->zmsg);
+		free(x->zmsg);
+		x->zmsg = NULL;
 		return WS_READER_STOP;
 	}
 	if (!fin)
 		return WS_READER_CONTINUE;
-	struct buf *m = c->zmsg;
-	c->zmsg = NULL;
+	struct buf *m = x->zmsg;
+	x->zmsg = NULL;
 	METRIC_ADD(c->w->m->deflate_in_raw, m->len);
 	dispatch_message(c, opcode, m->data ? m->data : (const uint8_t *)"", m->len, c->in->rd.last_fragmented);
 	buf_free(m);
@@ -797,7 +892,7 @@ static void process_input(struct conn *c)
 					   &reader_ops, c, &err);
 		if (n < 0) {
 			METRIC_INC(c->w->m->protocol_errors[metrics_close_slot(err.code)]);
-			log_msg(LOG_INFO, c->id, "closing %s with %u: %s", c->peer, err.code, err.reason);
+			log_msg(LOG_INFO, c->id, "closing %s with %u: %s", conn_peer(c), err.code, err.reason);
 			/* §7.1.7 Fail the WebSocket Connection: send our close (unless
 			 * one is out already), process nothing more, close TCP. */
 			if (c->state == CONN_OPEN)
@@ -869,7 +964,7 @@ static void proxy_step(struct conn *c)
 	if (used == 0)
 		return; /* wait for the rest */
 	if (used < 0) {
-		log_msg(LOG_INFO, c->id, "connection from %s refused: bad PROXY protocol header: %s", c->peer,
+		log_msg(LOG_INFO, c->id, "connection from %s refused: bad PROXY protocol header: %s", conn_peer(c),
 			why ? why : "malformed");
 		METRIC_INC(c->w->m->rejected[REJ_BAD_REQUEST]);
 		conn_terminate(c, "bad PROXY header");
@@ -882,24 +977,24 @@ static void proxy_step(struct conn *c)
 	}
 	if (!pr.local && (pr.src.ss_family == AF_INET || pr.src.ss_family == AF_INET6)) {
 		char was[64];
-		snprintf(was, sizeof was, "%s", c->peer);
-		memcpy(&c->peer_addr, &pr.src, pr.src_len < sizeof c->peer_addr ? pr.src_len : sizeof c->peer_addr);
-		net_addr_format((const struct sockaddr *)&pr.src, c->peer, sizeof c->peer);
-		log_msg(LOG_DEBUG, c->id, "PROXY v%d: client %s via %s", pr.version, c->peer, was);
+		conn_peer_format(c, was, sizeof was);
+		conn_set_peer(c, (const struct sockaddr *)&pr.src);
+		log_msg(LOG_DEBUG, c->id, "PROXY v%d: client %s via %s", pr.version, conn_peer(c), was);
 	}
-	const char *refused = limits_connect(cf(c), (const struct sockaddr *)&c->peer_addr);
+	struct sockaddr_storage peer;
+	conn_peer_sockaddr(c, &peer);
+	const char *refused = limits_connect(cf(c), (const struct sockaddr *)&peer);
 	if (refused) {
-		log_msg(LOG_INFO, c->id, "connection from %s refused: %s", c->peer, refused);
+		log_msg(LOG_INFO, c->id, "connection from %s refused: %s", conn_peer(c), refused);
 		METRIC_INC(c->w->m->rejected[REJ_LIMIT]);
 		conn_terminate(c, refused);
 		return;
 	}
-	c->limits_counted = true;
-	c->limits_addr = c->peer_addr;
+	c->limits_counted = true; /* for the address just set (limits_addr_set is false) */
 	if (cf(c)->listen[c->listener].tls) {
 		c->ssl = tls_session_new(c->fd);
 		if (!c->ssl) {
-			log_msg(LOG_ERROR, c->id, "cannot start a TLS session for %s: %s", c->peer, tls_error_text());
+			log_msg(LOG_ERROR, c->id, "cannot start a TLS session for %s: %s", conn_peer(c), tls_error_text());
 			conn_terminate(c, "no TLS session");
 			return;
 		}
@@ -952,7 +1047,7 @@ void conn_on_readable(struct conn *c)
 				input_give_back(c);
 				return;
 			}
-			log_msg(LOG_DEBUG, c->id, "read error from %s: %s", c->peer, strerror(errno));
+			log_msg(LOG_DEBUG, c->id, "read error from %s: %s", conn_peer(c), strerror(errno));
 			conn_terminate(c, strerror(errno));
 			return;
 		}
@@ -960,7 +1055,7 @@ void conn_on_readable(struct conn *c)
 			/* EOF without a close handshake: abnormal closure (1006) — or a
 			 * half-close; either way nothing more will arrive. */
 			if (c->state == CONN_OPEN && ws_reader_mid_message(&c->in->rd))
-				log_msg(LOG_DEBUG, c->id, "peer %s vanished mid-message", c->peer);
+				log_msg(LOG_DEBUG, c->id, "peer %s vanished mid-message", conn_peer(c));
 			conn_terminate(c, "peer closed the connection");
 			return;
 		}
@@ -1068,7 +1163,7 @@ static void heartbeat(struct conn *c)
 		/* The pong deadline passed and no byte came in (a read clears
 		 * ping_outstanding). */
 		METRIC_INC(c->w->m->ping_timeouts);
-		log_msg(LOG_INFO, c->id, "no pong or data from %s within %llu ms: dropping", c->peer,
+		log_msg(LOG_INFO, c->id, "no pong or data from %s within %llu ms: dropping", conn_peer(c),
 			(unsigned long long)k->pong_timeout_ms);
 		conn_terminate(c, "pong timeout");
 		return;
@@ -1097,13 +1192,13 @@ void conn_on_timer(struct conn *c)
 	switch (c->state) {
 	case CONN_PROXY:
 	case CONN_TLS:
-		log_msg(LOG_INFO, c->id, "TLS handshake timeout: %s did not finish within %llu ms", c->peer,
+		log_msg(LOG_INFO, c->id, "TLS handshake timeout: %s did not finish within %llu ms", conn_peer(c),
 			(unsigned long long)k->handshake_timeout_ms);
 		METRIC_INC(c->w->m->tls_failures);
 		conn_terminate(c, "TLS handshake timeout");
 		break;
 	case CONN_HTTP:
-		log_msg(LOG_INFO, c->id, "handshake timeout: %s sent no complete request within %llu ms", c->peer,
+		log_msg(LOG_INFO, c->id, "handshake timeout: %s sent no complete request within %llu ms", conn_peer(c),
 			(unsigned long long)k->handshake_timeout_ms);
 		METRIC_INC(c->w->m->rejected[REJ_TIMEOUT]);
 		http_answer(c, 408, NULL, "Request timeout", false);
@@ -1218,10 +1313,10 @@ static int over_limit(struct conn *c)
 	if (c->in_callback || outq_bytes(&c->out) <= cf(c)->send_queue_limit)
 		return MBGW_OK;
 	METRIC_INC(c->w->m->queue_overflows);
-	bool drop_client = c->nroutes && c->routes[0]->conf->drop_client;
+	bool drop_client = c->nroutes && conn_routes(c)[0]->conf->drop_client;
 	if (drop_client) {
 		log_msg(LOG_INFO, c->id, "slow consumer %s: %zu bytes queued, closing (slow_consumer = drop_client)",
-			c->peer, outq_bytes(&c->out));
+			conn_peer(c), outq_bytes(&c->out));
 		conn_close(c, WS_CLOSE_POLICY, "Slow consumer");
 		return MBGW_E_CLOSING;
 	}
@@ -1277,36 +1372,43 @@ static int copy_attr(const char *v, size_t n, char *out, size_t cap)
 
 int conn_attr(struct conn *c, const char *name, char *out, size_t cap)
 {
+	struct route *r0 = c->nroutes ? conn_routes(c)[0] : NULL;
+	const struct conn_extra *x = c->x;
+	const char *query = x ? x->query : NULL, *identity = x ? x->identity : NULL;
+	const char *auth_method = x ? x->auth_method : NULL, *auth_claims = x ? x->auth_claims : NULL;
+	const char *head = x ? x->head : NULL;
 	if (strcmp(name, "path") == 0)
-		return c->nroutes ? copy_attr(c->routes[0]->conf->path, strlen(c->routes[0]->conf->path), out, cap)
-				  : MBGW_E_NOTFOUND;
+		return r0 ? copy_attr(r0->conf->path, strlen(r0->conf->path), out, cap) : MBGW_E_NOTFOUND;
 	if (strcmp(name, "query") == 0)
-		return copy_attr(c->query ? c->query : "", c->query ? strlen(c->query) : 0, out, cap);
+		return copy_attr(query ? query : "", query ? strlen(query) : 0, out, cap);
 	if (strcmp(name, "subprotocol") == 0)
 		return c->subprotocol ? copy_attr(c->subprotocol, strlen(c->subprotocol), out, cap)
 				      : MBGW_E_NOTFOUND;
-	if (strcmp(name, "remote_addr") == 0)
-		return copy_attr(c->peer, strlen(c->peer), out, cap);
+	if (strcmp(name, "remote_addr") == 0) {
+		char addr[64];
+		conn_peer_format(c, addr, sizeof addr);
+		return copy_attr(addr, strlen(addr), out, cap);
+	}
 	if (strcmp(name, "identity") == 0)
-		return c->identity ? copy_attr(c->identity, strlen(c->identity), out, cap) : MBGW_E_NOTFOUND;
+		return identity ? copy_attr(identity, strlen(identity), out, cap) : MBGW_E_NOTFOUND;
 	if (strcmp(name, "auth_method") == 0)
-		return c->auth_method ? copy_attr(c->auth_method, strlen(c->auth_method), out, cap) : MBGW_E_NOTFOUND;
+		return auth_method ? copy_attr(auth_method, strlen(auth_method), out, cap) : MBGW_E_NOTFOUND;
 	if (strcmp(name, "auth_claims") == 0)
-		return c->auth_claims ? copy_attr(c->auth_claims, strlen(c->auth_claims), out, cap) : MBGW_E_NOTFOUND;
+		return auth_claims ? copy_attr(auth_claims, strlen(auth_claims), out, cap) : MBGW_E_NOTFOUND;
 	if (strcmp(name, "scheme") == 0)
-		return copy_attr(c->scheme, strlen(c->scheme), out, cap);
+		return copy_attr(c->wss ? "wss" : "ws", c->wss ? 3 : 2, out, cap);
 	if (strcmp(name, "tls_client_subject") == 0) {
 		char subj[1024];
 		int n = c->ssl ? tls_peer_subject(c->ssl, subj, sizeof subj) : -1;
 		return n < 0 ? MBGW_E_NOTFOUND : copy_attr(subj, (size_t)n, out, cap);
 	}
-	if (strcmp(name, "route") == 0 && c->nroutes)
-		return copy_attr(c->routes[0]->conf->name, strlen(c->routes[0]->conf->name), out, cap);
-	if (strncmp(name, "header:", 7) == 0 && c->head) {
+	if (strcmp(name, "route") == 0 && r0)
+		return copy_attr(r0->conf->name, strlen(r0->conf->name), out, cap);
+	if (strncmp(name, "header:", 7) == 0 && head) {
 		/* Only the headers the route keeps (keep_headers) are here. */
 		const char *want = name + 7;
 		size_t wl = strlen(want);
-		for (const char *l = c->head; *l;) {
+		for (const char *l = head; *l;) {
 			const char *nl = strchr(l, '\n');
 			const char *colon = memchr(l, ':', (size_t)(nl - l));
 			if (colon && (size_t)(colon - l) == wl && strncasecmp(l, want, wl) == 0)

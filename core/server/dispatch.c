@@ -52,7 +52,7 @@ static int keep_headers(struct conn *c, const struct http_request *req)
 {
 	struct buf b = { 0 };
 	for (size_t i = 0; i < c->nroutes; i++) {
-		const struct conf_route *r = c->routes[i]->conf;
+		const struct conf_route *r = conn_routes(c)[i]->conf;
 		for (size_t k = 0; k < r->nkeep_headers; k++) {
 			const struct http_header *h = http_find_header(req, r->keep_headers[k]);
 			if (!h)
@@ -66,11 +66,12 @@ static int keep_headers(struct conn *c, const struct http_request *req)
 	}
 	if (!b.len)
 		return 0;
-	if (buf_append(&b, "", 1) < 0) {
+	struct conn_extra *x = conn_extra(c);
+	if (!x || buf_append(&b, "", 1) < 0) {
 		buf_free(&b);
 		return -1;
 	}
-	c->head = (char *)b.data;
+	x->head = (char *)b.data;
 	return 0;
 }
 
@@ -122,16 +123,28 @@ int dispatch_upgrade(struct conn *c, const struct http_request *req, const char 
 	extra[0] = 0;
 	const char *refused = NULL;
 	struct route_table *t = NULL;
-	c->nroutes = route_table_match(req->path.p, req->path.n, offered, (void *)req, c->routes,
-				       subprotocol, &refused, &t);
-	if (c->nroutes == 0) {
+	struct route *found[ROUTE_MAX_PER_CONN];
+	size_t n = route_table_match(req->path.p, req->path.n, offered, (void *)req, found, subprotocol,
+				     &refused, &t);
+	if (n == 0) {
 		*reason = refused ? refused : "No WebSocket route at this path";
 		return refused ? 400 : 404;
 	}
-	c->rt = t;
-	if (req->query.n && !(c->query = strndup(req->query.p, req->query.n))) {
+	/* One route sits in the connection; more go to its conn_extra. */
+	if (n > 1 && !conn_extra(c)) {
+		route_release(found, n, t);
 		*reason = "Out of memory";
 		return 503;
+	}
+	memcpy(n > 1 ? c->x->routes : &c->route, found, n * sizeof found[0]);
+	c->nroutes = (uint8_t)n;
+	c->rt = t;
+	if (req->query.n) {
+		struct conn_extra *x = conn_extra(c);
+		if (!x || !(x->query = strndup(req->query.p, req->query.n))) {
+			*reason = "Out of memory";
+			return 503;
+		}
 	}
 	if (keep_headers(c, req) < 0) {
 		*reason = "Out of memory";
@@ -140,7 +153,7 @@ int dispatch_upgrade(struct conn *c, const struct http_request *req, const char 
 
 	/* Origin allow-list (browsers send Origin; other clients may not). */
 	for (size_t i = 0; i < c->nroutes; i++) {
-		const struct conf_route *r = c->routes[i]->conf;
+		const struct conf_route *r = conn_routes(c)[i]->conf;
 		const struct http_header *o = http_find_header(req, "Origin");
 		if (!o ? !r->allow_missing_origin : (r->origins && !origin_allowed(r->origins, o->value))) {
 			static __thread char why[200];
@@ -151,7 +164,9 @@ int dispatch_upgrade(struct conn *c, const struct http_request *req, const char 
 			return 403;
 		}
 	}
-	if (!limits_handshake(c->w->srv->conf, (const struct sockaddr *)&c->peer_addr, c->w->now_ms)) {
+	struct sockaddr_storage peer;
+	conn_peer_sockaddr(c, &peer);
+	if (!limits_handshake(c->w->srv->conf, (const struct sockaddr *)&peer, c->w->now_ms)) {
 		*reason = "Too many handshakes from this address (handshake_rate_per_ip)";
 		c->reject_as = REJ_LIMIT + 1;
 		return 429;
@@ -160,13 +175,13 @@ int dispatch_upgrade(struct conn *c, const struct http_request *req, const char 
 	/* Authentication: every route of the connection that asks for it
 	 * must accept. The reason goes to the log, never to the client. */
 	for (size_t i = 0; i < c->nroutes; i++) {
-		if (!c->routes[i]->auth)
+		if (!conn_routes(c)[i]->auth)
 			continue;
 		struct edge_auth_result ar;
-		int st = edge_auth_check(c->routes[i]->auth, req, time(NULL), &ar);
+		int st = edge_auth_check(conn_routes(c)[i]->auth, req, time(NULL), &ar);
 		if (st != 0) {
-			log_msg(LOG_INFO, c->id, "authentication failed for %s on route %s: %s", c->peer,
-				c->routes[i]->conf->name, ar.reason);
+			log_msg(LOG_INFO, c->id, "authentication failed for %s on route %s: %s", conn_peer(c),
+				conn_routes(c)[i]->conf->name, ar.reason);
 			free(ar.claims_json);
 			if (ar.www_authenticate[0])
 				snprintf(extra, extra_cap, "WWW-Authenticate: %s\r\n", ar.www_authenticate);
@@ -175,27 +190,36 @@ int dispatch_upgrade(struct conn *c, const struct http_request *req, const char 
 								       : "Authentication failed";
 			return st == 400 || st == 401 ? st : 500;
 		}
-		if (!c->identity) {
-			c->identity = strdup(ar.identity);
-			c->auth_method = ar.method;
-			c->auth_claims = ar.claims_json;
+		struct conn_extra *x = conn_extra(c);
+		if (!x) {
+			free(ar.claims_json);
+			*reason = "Out of memory";
+			return 503;
+		}
+		if (!x->identity) {
+			x->identity = strdup(ar.identity);
+			x->auth_method = ar.method;
+			x->auth_claims = ar.claims_json;
 		} else {
 			free(ar.claims_json);
 		}
 	}
 
 	struct upgrade_ctx u = { .req = req };
+	const struct conn_extra *x = c->x;
+	char remote[64];
+	conn_peer_format(c, remote, sizeof remote);
 	u.up.size = sizeof u.up;
-	u.up.path = c->routes[0]->conf->path; /* routes match the path exactly */
-	u.up.query = c->query ? c->query : "";
-	u.up.remote_addr = c->peer;
+	u.up.path = conn_routes(c)[0]->conf->path; /* routes match the path exactly */
+	u.up.query = x && x->query ? x->query : "";
+	u.up.remote_addr = remote;
 	u.up.subprotocol = *subprotocol;
 	u.up.header = upgrade_header;
-	u.up.identity = c->identity;
-	u.up.auth_method = c->auth_method;
-	u.up.auth_claims = c->auth_claims;
+	u.up.identity = x ? x->identity : NULL;
+	u.up.auth_method = x ? x->auth_method : NULL;
+	u.up.auth_claims = x ? x->auth_claims : NULL;
 	for (size_t i = 0; i < c->nroutes; i++) {
-		struct mbgw_instance *in = c->routes[i]->inst;
+		struct mbgw_instance *in = conn_routes(c)[i]->inst;
 		if (!in->desc->verify)
 			continue;
 		struct mbgw_verdict v = { .size = sizeof v, .status = 403, .reason = NULL };
@@ -204,7 +228,7 @@ int dispatch_upgrade(struct conn *c, const struct http_request *req, const char 
 		plugin_host_leave();
 		if (rc != MBGW_OK) {
 			static __thread char why[160];
-			snprintf(why, sizeof why, "Refused by route %s: %s", c->routes[i]->conf->name,
+			snprintf(why, sizeof why, "Refused by route %s: %s", conn_routes(c)[i]->conf->name,
 				 v.reason ? v.reason : "verification failed");
 			*reason = why;
 			c->reject_as = REJ_PLUGIN + 1;
@@ -244,14 +268,14 @@ static int timed_message(struct conn *c, struct mbgw_instance *in, const struct 
 void dispatch_open(struct conn *c)
 {
 	c->opened = true;
-	struct route_metrics *rm = metrics_route(c->routes[0]->conf->name);
+	struct route_metrics *rm = metrics_route(conn_routes(c)[0]->conf->name);
 	if (rm) {
 		c->rslot = &rm->slots[c->w->index];
 		METRIC_INC(c->rslot->conns_total);
 		METRIC_INC(c->rslot->conns_open);
 	}
 	for (size_t i = 0; i < c->nroutes; i++) {
-		struct mbgw_instance *in = c->routes[i]->inst;
+		struct mbgw_instance *in = conn_routes(c)[i]->inst;
 		if (!in->desc->open)
 			continue;
 		enter(c, (unsigned)i);
@@ -273,16 +297,19 @@ static void send_error(struct conn *c, const char *id, size_t id_len, const char
  * follows the current table at the next message. */
 static void maybe_move(struct conn *c, size_t i)
 {
-	struct route *r = c->routes[i];
+	struct route *r = conn_routes(c)[i];
 	if (!r->conf->reload_move || !r->inst->stateless)
 		return;
 	/* One lock-free look per message; the table lock only once per
 	 * reload and connection. */
 	uint64_t gen = route_table_generation();
-	if (c->rt->generation == gen || c->rebind_gen == gen)
+	if (c->rt->generation == gen || (c->x && c->x->rebind_gen == gen))
 		return;
-	c->rebind_gen = gen;
-	route_table_rebind(c->routes, c->nroutes, &c->rt);
+	struct conn_extra *x = conn_extra(c);
+	if (!x)
+		return; /* stays on its table: allowed, only less fresh */
+	x->rebind_gen = gen;
+	route_table_rebind(conn_routes(c), c->nroutes, &c->rt);
 }
 
 /* message_rate: a token bucket per connection. Over it, the client gets
@@ -293,20 +320,25 @@ static bool rate_ok(struct conn *c)
 	const struct conf *k = c->w->srv->conf;
 	if (!k->message_rate)
 		return true;
+	struct conn_extra *x = conn_extra(c);
+	if (!x) {
+		conn_close(c, WS_CLOSE_INTERNAL, "Out of memory");
+		return false;
+	}
 	uint64_t now = c->w->now_ms;
 	double burst = (double)k->message_burst;
-	if (!c->msg_tokens_ms)
-		c->msg_tokens = burst;
+	if (!x->msg_tokens_ms)
+		x->msg_tokens = burst;
 	else
-		c->msg_tokens += (double)(now - c->msg_tokens_ms) * (double)k->message_rate / 1000.0;
-	if (c->msg_tokens > burst)
-		c->msg_tokens = burst;
-	c->msg_tokens_ms = now;
-	c->msg_tokens -= 1.0;
-	if (c->msg_tokens >= 0)
+		x->msg_tokens += (double)(now - x->msg_tokens_ms) * (double)k->message_rate / 1000.0;
+	if (x->msg_tokens > burst)
+		x->msg_tokens = burst;
+	x->msg_tokens_ms = now;
+	x->msg_tokens -= 1.0;
+	if (x->msg_tokens >= 0)
 		return true;
-	if (c->msg_tokens < -burst) {
-		log_msg(LOG_INFO, c->id, "closing %s with 1008: message rate over %llu/s", c->peer,
+	if (x->msg_tokens < -burst) {
+		log_msg(LOG_INFO, c->id, "closing %s with 1008: message rate over %llu/s", conn_peer(c),
 			(unsigned long long)k->message_rate);
 		conn_close(c, WS_CLOSE_POLICY, "Message rate exceeded");
 	} else {
@@ -332,8 +364,8 @@ void dispatch_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_
 	maybe_move(c, 0);
 	struct mbgw_message m = { .size = sizeof m, .opcode = opcode };
 	/* Raw: the (single) route gets the message exactly as received. */
-	if (c->routes[0]->conf->format == CONF_FORMAT_RAW) {
-		struct mbgw_instance *in = c->routes[0]->inst;
+	if (conn_routes(c)[0]->conf->format == CONF_FORMAT_RAW) {
+		struct mbgw_instance *in = conn_routes(c)[0]->inst;
 		if (!in->desc->message)
 			return;
 		m.data = data;
@@ -354,7 +386,7 @@ void dispatch_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_
 		msg_decoded_free(&d);
 		return;
 	}
-	int ri = route_pick(c->routes, c->nroutes, d.type, d.type_len);
+	int ri = route_pick(conn_routes(c), c->nroutes, d.type, d.type_len);
 	if (ri < 0) {
 		char why[200];
 		snprintf(why, sizeof why, "No handler for message type '%.*s' on this connection",
@@ -363,7 +395,7 @@ void dispatch_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_
 		msg_decoded_free(&d);
 		return;
 	}
-	struct mbgw_instance *in = c->routes[ri]->inst;
+	struct mbgw_instance *in = conn_routes(c)[ri]->inst;
 	if (!in->desc->message) {
 		send_error(c, d.id, d.id_len, MSG_ERR_UNSUPPORTED_PAYLOAD, "This route accepts no messages");
 		msg_decoded_free(&d);
@@ -393,30 +425,31 @@ void dispatch_close(struct conn *c)
 	if (c->opened) {
 		c->opened = false;
 		uint32_t code = c->close_code ? c->close_code : WS_CLOSE_ABNORMAL;
+		const char *reason = c->x && c->x->close_reason ? c->x->close_reason : "";
+		size_t reason_len = c->x && c->x->close_reason ? c->x->close_reason_len : 0;
 		METRIC_INC(c->w->m->close_codes[metrics_close_slot(code)]);
 		/* Access line for the end of the connection. */
 		char rq[600];
 		if (c->w->srv->conf->access_log)
 			log_msg(LOG_INFO, c->id, "close remote=%s route=%s code=%u reason=\"%s\" bytes_in=%llu "
-			"bytes_out=%llu duration_ms=%llu", c->peer, c->routes[0]->conf->name, code,
-			log_quote(rq, sizeof rq, c->close_reason ? c->close_reason : "", c->close_reason_len),
+			"bytes_out=%llu duration_ms=%llu", conn_peer(c), conn_routes(c)[0]->conf->name, code,
+			log_quote(rq, sizeof rq, reason, reason_len),
 			(unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
 			(unsigned long long)(c->w->now_ms - c->accepted_ms));
 		if (c->rslot)
 			METRIC_ADD(c->rslot->conns_open, (uint64_t)-1);
 		for (size_t i = 0; i < c->nroutes; i++) {
-			struct mbgw_instance *in = c->routes[i]->inst;
+			struct mbgw_instance *in = conn_routes(c)[i]->inst;
 			if (!in->desc->close)
 				continue;
 			enter(c, (unsigned)i);
-			in->desc->close(in->state, c->id, code, c->close_reason ? c->close_reason : "",
-					c->close_reason_len);
+			in->desc->close(in->state, c->id, code, reason, reason_len);
 			leave(c);
 		}
 	}
 	group_leave_all(c->w, c);
 	if (c->rt)
-		route_release(c->routes, c->nroutes, c->rt);
+		route_release(conn_routes(c), c->nroutes, c->rt);
 	c->nroutes = 0;
 	c->rt = NULL;
 }

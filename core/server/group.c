@@ -70,10 +70,14 @@ int group_join(struct worker *w, struct conn *c, const char *name)
 {
 	if (c->state != CONN_OPEN)
 		return MBGW_E_CLOSING;
+	/* A connection's groups are in its conn_extra. */
+	struct conn_extra *x = conn_extra(c);
+	if (!x)
+		return MBGW_E_NOMEM;
 	struct group *g = find(w, name, NULL);
 	if (g) {
-		for (size_t i = 0; i < c->ngroups; i++)
-			if (c->groups[i] == g)
+		for (size_t i = 0; i < x->ngroups; i++)
+			if (x->groups[i] == g)
 				return MBGW_OK; /* already a member */
 	} else {
 		if (w->ngroups >= w->gbuckets_cap && rehash(w) < 0)
@@ -96,16 +100,16 @@ int group_join(struct worker *w, struct conn *c, const char *name)
 		g->m = nm;
 		g->cap = nc;
 	}
-	if (c->ngroups == c->groups_cap) {
-		size_t nc = c->groups_cap ? c->groups_cap * 2 : 2;
-		struct group **ng = realloc(c->groups, nc * sizeof *ng);
+	if (x->ngroups == x->groups_cap) {
+		size_t nc = x->groups_cap ? x->groups_cap * 2 : 2;
+		struct group **ng = realloc(x->groups, nc * sizeof *ng);
 		if (!ng)
 			return MBGW_E_NOMEM;
-		c->groups = ng;
-		c->groups_cap = nc;
+		x->groups = ng;
+		x->groups_cap = nc;
 	}
 	g->m[g->n++] = c;
-	c->groups[c->ngroups++] = g;
+	x->groups[x->ngroups++] = g;
 	return MBGW_OK;
 }
 
@@ -137,11 +141,12 @@ static void remove_member(struct group *g, struct conn *c)
 int group_leave(struct worker *w, struct conn *c, const char *name)
 {
 	struct group *g = find(w, name, NULL);
-	if (!g)
+	struct conn_extra *x = c->x;
+	if (!g || !x)
 		return MBGW_E_NOTFOUND;
-	for (size_t i = 0; i < c->ngroups; i++) {
-		if (c->groups[i] == g) {
-			c->groups[i] = c->groups[--c->ngroups];
+	for (size_t i = 0; i < x->ngroups; i++) {
+		if (x->groups[i] == g) {
+			x->groups[i] = x->groups[--x->ngroups];
 			remove_member(g, c);
 			drop_group_if_empty(w, g);
 			return MBGW_OK;
@@ -152,13 +157,16 @@ int group_leave(struct worker *w, struct conn *c, const char *name)
 
 void group_leave_all(struct worker *w, struct conn *c)
 {
-	for (size_t i = 0; i < c->ngroups; i++) {
-		remove_member(c->groups[i], c);
-		drop_group_if_empty(w, c->groups[i]);
+	struct conn_extra *x = c->x;
+	if (!x)
+		return;
+	for (size_t i = 0; i < x->ngroups; i++) {
+		remove_member(x->groups[i], c);
+		drop_group_if_empty(w, x->groups[i]);
 	}
-	free(c->groups);
-	c->groups = NULL;
-	c->ngroups = c->groups_cap = 0;
+	free(x->groups);
+	x->groups = NULL;
+	x->ngroups = x->groups_cap = 0;
 }
 
 void group_publish_local(struct worker *w, const char *name, struct smsg *m, uint64_t except)

@@ -15,7 +15,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "conf/conf.h"
@@ -86,69 +88,86 @@ struct conn_input {
 	struct ws_reader rd;
 };
 
-struct conn {
-	uint64_t id;
-	int fd;
-	enum conn_state state;
-	struct worker *w;
-	struct conn *prev, *next;       /* worker's registry of live connections */
-	struct conn *next_dirty;        /* worker's flush list */
-	struct conn *next_dead;         /* worker's reap list */
-	bool dirty;
-	bool read_paused;               /* backpressure: EPOLLIN off */
-	bool want_write;                /* EPOLLOUT on */
-	bool ping_outstanding;
-	bool close_sent;
-	uint32_t epoll_events;          /* what is registered */
-
-	uint64_t accepted_ms;
-	uint64_t bytes_in, bytes_out;   /* on the socket, for the access log */
-	uint32_t last_rx_ms;            /* last byte received: low 32 bits of now_ms */
-	struct wheel_timer timer;       /* the deadline of the current state */
-
-	struct conn_input *in;          /* NULL while idle */
-	struct outq out;
-
-	uint8_t listener;               /* index into conf->listen */
-	uint8_t reject_as;              /* metric_reject + 1 for the next rejection, 0: by status */
-	struct sockaddr_in6 peer_addr;  /* (or sockaddr_in) the client, for rate limits */
-	struct sockaddr_in6 limits_addr; /* the address limits_connect counted */
-	struct route_slot *rslot;       /* this worker's counters of the first route */
-	uint64_t msg_tokens_ms;         /* message rate limit: bucket time */
-	double msg_tokens;
-	bool limits_counted;            /* limits_connect took this connection */
-	char scheme[8];                 /* "ws"/"wss", or what a trusted proxy said */
-	SSL *ssl;                       /* TLS session, NULL for plain TCP */
-	struct ws_deflate *pmd;         /* permessage-deflate, NULL if not agreed */
-	struct buf *zmsg;               /* a compressed message inflating piece by piece */
-	struct ws_utf8 zutf8;           /* its UTF-8 state (text) */
-	bool tls_want_write;            /* OpenSSL needs the socket writable */
-	bool tls_want_read;             /* a TLS write waits for readability */
-	bool tls_starved;               /* the last TLS read needed more from the socket */
-	bool tls_used;                  /* TLS I/O since the last transport_trim */
-	uint8_t tls_heat;               /* 0 unlisted, 1-2 warming, 3 keeps its buffers */
-	struct conn *hnext;             /* worker's id map chain */
-	struct route_table *rt;         /* table accepted with (a reference) */
-	uint64_t rebind_gen;            /* table generation last tried for reload = move */
-	struct route *routes[ROUTE_MAX_PER_CONN];
-	size_t nroutes;
-	void *udata[ROUTE_MAX_PER_CONN];
-	bool opened;                    /* open callbacks ran: close ones are due */
-	bool in_callback;               /* a plugin callback for it is running */
-	uint16_t close_code;            /* sent or received; 0 = none (1006) */
-	uint8_t close_reason_len;
-	char *close_reason;             /* taken when a close frame is seen */
-	struct group **groups;          /* groups joined (on this worker) */
-	size_t ngroups, groups_cap;
-	char *head;                     /* kept request headers, "Name: value\n"... */
+/* What few connections use, in one allocation made the first time one of
+ * them is needed (conn_extra) and freed with the connection: request
+ * attributes kept for plugins, more than one route, groups, the message
+ * rate bucket, the close reason, a compressed message arriving in pieces.
+ * Keeping them out of struct conn is what makes an idle connection small
+ * (docs/operations.md, "Memory per connection"). */
+struct conn_extra {
 	char *query;                    /* NULL when the request had none */
+	char *head;                     /* kept request headers, "Name: value\n"... */
 	char *identity;                 /* accepted by the route's auth, NULL if none */
 	char *auth_claims;              /* JWT claims (JSON), NULL if none */
 	const char *auth_method;        /* static, NULL if none */
-
-	const char *subprotocol;        /* borrowed from the route table */
-	char peer[64];
+	struct route *routes[ROUTE_MAX_PER_CONN]; /* when the connection has more than one */
+	void *udata[ROUTE_MAX_PER_CONN]; /* plugins' data for routes 1.. (0: conn.udata) */
+	struct group **groups;          /* groups joined (on this worker) */
+	size_t ngroups, groups_cap;
+	uint64_t msg_tokens_ms;         /* message rate limit: bucket time */
+	double msg_tokens;
+	uint64_t rebind_gen;            /* table generation last tried for reload = move */
+	char *close_reason;             /* taken when a close frame is seen */
+	uint8_t close_reason_len;
+	bool limits_addr_set;           /* limits_addr differs from the peer */
+	struct ws_utf8 zutf8;           /* UTF-8 state of zmsg (text) */
+	struct buf *zmsg;               /* a compressed message inflating piece by piece */
+	struct sockaddr_in6 limits_addr; /* the address limits_connect counted, once a
+					  * trusted proxy has named another client */
 };
+
+/* One client connection. Its size is the server's memory per idle
+ * connection, so it holds only what every connection needs all the time;
+ * the rest is taken while used (in, out) or lives in conn_extra. */
+struct conn {
+	uint64_t id;
+	struct worker *w;
+	int fd;
+	uint32_t last_rx_ms;            /* last byte received: low 32 bits of now_ms */
+	enum conn_state state;
+	uint8_t listener;               /* index into conf->listen */
+	uint8_t nroutes;
+	uint8_t reject_as;              /* metric_reject + 1 for the next rejection, 0: by status */
+	uint8_t epoll_events;           /* what is registered (EPOLLIN, EPOLLOUT) */
+	bool dirty : 1;                 /* on the worker's flush (or reap) list */
+	bool read_paused : 1;           /* backpressure: EPOLLIN off */
+	bool want_write : 1;            /* EPOLLOUT on */
+	bool ping_outstanding : 1;
+	bool close_sent : 1;
+	bool opened : 1;                /* open callbacks ran: close ones are due */
+	bool in_callback : 1;           /* a plugin callback for it is running */
+	bool limits_counted : 1;        /* limits_connect took this connection */
+	bool wss : 1;                   /* scheme wss (TLS, or what a trusted proxy said) */
+	bool tls_want_write : 1;        /* OpenSSL needs the socket writable */
+	bool tls_want_read : 1;         /* a TLS write waits for readability */
+	bool tls_starved : 1;           /* the last TLS read needed more from the socket */
+	bool tls_used : 1;              /* TLS I/O since the last transport_trim */
+	uint8_t tls_heat : 2;           /* 0 unlisted, 1-2 warming, 3 keeps its buffers */
+	uint16_t close_code;            /* sent or received; 0 = none (1006) */
+	uint16_t peer_port;             /* the client (see conn_peer_sockaddr) */
+	uint8_t peer_family;            /* AF_INET or AF_INET6 */
+	uint64_t accepted_ms;
+	uint64_t bytes_in, bytes_out;   /* on the socket, for the access log */
+	struct conn *next_dirty;        /* worker's flush list, then its reap list */
+	struct wheel_timer timer;       /* the deadline of the current state */
+	struct conn_input *in;          /* NULL while idle */
+	struct outq out;                /* empty (a NULL pointer) while idle */
+	struct route *route;            /* the only route, or NULL (see conn_routes) */
+	void *udata;                    /* the plugin's data for routes[0] */
+	struct route_table *rt;         /* table accepted with (a reference) */
+	struct route_slot *rslot;       /* this worker's counters of the first route */
+	SSL *ssl;                       /* TLS session, NULL for plain TCP */
+	struct ws_deflate *pmd;         /* permessage-deflate, NULL if not agreed */
+	const char *subprotocol;        /* borrowed from the route table */
+	struct conn_extra *x;           /* NULL until needed (conn_extra) */
+	uint8_t peer_addr[16];          /* the client's address, IPv4 as ::ffff:a.b.c.d */
+};
+
+/* The connection's routes: one inline, more in its conn_extra. */
+static inline struct route **conn_routes(struct conn *c)
+{
+	return c->nroutes > 1 ? c->x->routes : &c->route;
+}
 
 struct worker {
 	unsigned index;
@@ -160,7 +179,6 @@ struct worker {
 	size_t nlisten;
 	int spare_fd;                   /* closed to accept+drop at EMFILE */
 
-	struct conn *conns;             /* registry */
 	size_t nconns;
 	struct conn *dirty;
 	struct conn *dead;
@@ -172,7 +190,8 @@ struct worker {
 	bool stopping;
 	uint64_t stop_deadline_ms;
 
-	/* connections by id (sequence part), for host functions */
+	/* every connection, by id (sequence part): open addressing, so
+	 * the registry costs 8 bytes per slot and nothing in struct conn */
 	struct conn **idmap;
 	size_t idmap_cap;               /* power of two */
 	/* requests from other threads */
@@ -258,6 +277,19 @@ void smsg_ref(struct smsg *m);
 void smsg_unref(struct smsg *m);
 /* Connection attribute for plugins (see mbgw_host.conn_attr). */
 int conn_attr(struct conn *c, const char *name, char *out, size_t cap);
+/* The connection's side structure, allocated on first use; NULL when
+ * memory runs out. */
+struct conn_extra *conn_extra(struct conn *c);
+/* The client's address as a socket address; returns its length. */
+socklen_t conn_peer_sockaddr(const struct conn *c, struct sockaddr_storage *ss);
+/* Sets the client's address (accept, PROXY header, trusted proxy). */
+void conn_set_peer(struct conn *c, const struct sockaddr *sa);
+/* The client's address as text ("192.0.2.1:5000", "[2001:db8::1]:443"),
+ * formatted now from the binary address. conn_peer returns one of two
+ * per-thread buffers (so two may appear in one log line), overwritten by
+ * later calls: for logs; conn_peer_format writes into the caller's. */
+const char *conn_peer(const struct conn *c);
+void conn_peer_format(const struct conn *c, char *out, size_t cap);
 
 /* --- transport.c: TCP or TLS under one interface --- */
 

@@ -142,7 +142,7 @@ static ssize_t ssl_result(struct conn *c, int ret, bool reading)
 		ERR_clear_error();
 		return -1;
 	default:
-		log_msg(LOG_DEBUG, c->id, "TLS error from %s: %s", c->peer, tls_error_text());
+		log_msg(LOG_DEBUG, c->id, "TLS error from %s: %s", conn_peer(c), tls_error_text());
 		errno = EPROTO;
 		return -1;
 	}
@@ -236,7 +236,7 @@ int transport_handshake(struct conn *c)
 	}
 	const char *why = e == SSL_ERROR_SYSCALL ? (errno ? strerror(errno) : "connection closed")
 						 : tls_error_text();
-	log_msg(LOG_INFO, c->id, "TLS handshake with %s failed: %s", c->peer, why);
+	log_msg(LOG_INFO, c->id, "TLS handshake with %s failed: %s", conn_peer(c), why);
 	ERR_clear_error();
 	return -1;
 }

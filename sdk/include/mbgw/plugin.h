@@ -245,7 +245,10 @@ struct mbgw_host {
 	/* Per-connection plugin data, e.g. a pointer to a session struct.
 	 * Only on the connection's worker thread (else MBGW_E_THREAD): set in
 	 * open or message, free it yourself in close. get returns NULL if
-	 * unset or the connection is unknown. Since 1.0. */
+	 * unset or the connection is unknown. set returns MBGW_OK,
+	 * MBGW_E_NOCONN, MBGW_E_THREAD, or MBGW_E_NOMEM (a route other than
+	 * the connection's first: its slot is allocated on first use). Since
+	 * 1.0. */
 	int (*set_udata)(mbgw_conn_id conn, void *udata);
 	void *(*get_udata)(mbgw_conn_id conn);
 
