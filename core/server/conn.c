@@ -1181,6 +1181,11 @@ static void heartbeat(struct conn *c)
 	if (queue_frame(c, true, WS_OP_PING, NULL, 0) == 0) {
 		c->ping_outstanding = true;
 		timer_in(c, k->pong_timeout_ms);
+		/* Written now, not at the end of the loop iteration: connections
+		 * opened together are pinged together, and thousands of queued
+		 * pings would each hold a blob and a ring until the flush —
+		 * memory the heap keeps afterwards. */
+		conn_flush(c);
 	} else {
 		timer_in(c, PING_RETRY_MS);
 	}
