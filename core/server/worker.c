@@ -11,7 +11,7 @@
  *               worker 0 also the plugins' timers and the limits table
  *   6. stop     on shutdown: stop accepting, close everyone with 1001
  *   7. reap     close callbacks, then free connections marked dead
- * Connections are only ever freed in phase 6, so no handler runs on a
+ * Connections are only ever freed in phase 7, so no handler runs on a
  * connection that has been freed under it.
  */
 #include "server/server.h"
