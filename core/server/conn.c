@@ -661,7 +661,7 @@ static size_t handle_http(struct conn *c)
 		char scheme[8] = "";
 		const char *why = NULL;
 		struct sockaddr_storage peer;
-		conn_peer_sockaddr(c, &peer);
+		socklen_t pl = conn_peer_sockaddr(c, &peer);
 		int fr = edge_forwarded_resolve(c->w->srv->trusted, (const struct sockaddr *)&peer, &req,
 						&client, &cl, scheme, sizeof scheme, &why);
 		if (fr == 1 && c->limits_counted && !(c->x && c->x->limits_addr_set)) {
@@ -671,14 +671,12 @@ static size_t handle_http(struct conn *c)
 				http_reject(c, 503, "Out of memory", &req);
 				return (size_t)n;
 			}
-			socklen_t pl = conn_peer_sockaddr(c, &peer);
 			memcpy(&x->limits_addr, &peer, pl);
 			x->limits_addr_set = true;
 		}
 		if (fr == 1) {
 			char via[64];
 			conn_peer_format(c, via, sizeof via);
-			(void)cl;
 			conn_set_peer(c, (const struct sockaddr *)&client);
 			log_msg(LOG_DEBUG, c->id, "client %s via trusted proxy %s", conn_peer(c), via);
 		} else if (why) {

@@ -180,8 +180,8 @@ struct worker {
 	int spare_fd;                   /* closed to accept+drop at EMFILE */
 
 	size_t nconns;
-	struct conn *dirty;
-	struct conn *dead;
+	struct conn *dirty;             /* flush list (conn.next_dirty) */
+	struct conn *dead;              /* reap list (the same link) */
 	uint64_t next_conn_seq;
 	uint64_t now_ms;
 	struct wheel wheel;             /* connection timeouts (conn_on_timer) */
