@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,6 +25,10 @@ int net_listen_open(const struct conf_listen *l, int backlog, char *why, size_t 
 	}
 	if (fam == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	/* Small frames must not wait for Nagle: latency is the product. Set
+	 * once here: Linux copies it into every accepted socket, which saves
+	 * a system call per connection. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0) {
 		snprintf(why, whylen, "bind: %s", strerror(errno));
 		goto out_close;

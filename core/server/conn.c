@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,9 +315,7 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, uns
 	c->listener = (uint8_t)listener;
 	conn_set_peer(c, peer);
 	set_state(c, CONN_HTTP);
-	int one = 1;
-	/* Small frames must not wait for Nagle: latency is the product. */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	/* TCP_NODELAY comes from the listener (net_listen_open). */
 	c->limits_counted = limits_counted;
 	c->wss = tls;
 	if (proxy) {

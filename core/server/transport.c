@@ -176,8 +176,13 @@ ssize_t transport_writev(struct conn *c, struct iovec *iov, int n)
 {
 	if (!c->ssl) {
 		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-		/* MSG_NOSIGNAL: a peer that went away must not kill us (SIGPIPE). */
-		return sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		/* MSG_NOSIGNAL: a peer that went away must not kill us (SIGPIPE).
+		 * In LINGER these are the last bytes before our FIN (conn_flush
+		 * shuts down once they are written): MSG_MORE holds the last
+		 * partial segment back so that the FIN rides in it, one packet
+		 * instead of two (the shutdown pushes it out at once). */
+		int flags = MSG_NOSIGNAL | (c->state == CONN_LINGER ? MSG_MORE : 0);
+		return sendmsg(c->fd, &mh, flags);
 	}
 	/* TLS has no writev: coalesce small segments into one record-sized
 	 * write so many small frames do not become many small records. The
