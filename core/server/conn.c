@@ -15,6 +15,7 @@
 #include "server/server.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,27 +36,31 @@
 #include "ws/ws_handshake.h"
 
 #define RBUF_SIZE (64 * 1024)
-#define RBUF_CACHE_MAX 64
 #define INPUT_CACHE_MAX 64
 /* A ping that could not be queued (no memory) is tried again this soon. */
 #define PING_RETRY_MS 200
 
-/* Read buffers are taken when a connection has bytes to process and
- * returned when it has none, so idle connections cost no buffer. */
-static __thread uint8_t *rbuf_cache[RBUF_CACHE_MAX];
-static __thread unsigned rbuf_ncache;
-/* The same for the input state (read buffer and frame reader): taken
- * with the first byte, returned between messages. The reader comes back
- * idle, so a cached one only needs this connection's settings. */
+/* The input state (read buffer and frame reader) is taken with the first
+ * byte and returned between messages. The reader comes back idle, so a
+ * cached one only needs this connection's settings. */
 static __thread struct conn_input *input_cache[INPUT_CACHE_MAX];
 static __thread unsigned input_ncache;
 
 static const struct conf *cf(const struct conn *c) { return c->w->srv->conf; }
 
+/* Read buffers are blobs (outq.h), taken when a connection has bytes to
+ * process and returned when it has none, so idle connections cost no
+ * buffer; the blob cache recycles them. Being blobs, a reply can queue a
+ * reference to the message it answers instead of a copy. */
 static size_t rbuf_size(const struct conn *c)
 {
 	size_t need = (size_t)c->w->srv->conf->max_header_size + 1;
 	return need > RBUF_SIZE ? need : RBUF_SIZE;
+}
+
+static struct blob *rbuf_blob(const struct conn *c)
+{
+	return (struct blob *)(void *)(c->in->rbuf.data - offsetof(struct blob, data));
 }
 
 static int rbuf_take(struct conn *c)
@@ -63,15 +68,11 @@ static int rbuf_take(struct conn *c)
 	struct buf *b = &c->in->rbuf;
 	if (b->data)
 		return 0;
-	size_t sz = rbuf_size(c);
-	if (sz == RBUF_SIZE && rbuf_ncache) {
-		b->data = rbuf_cache[--rbuf_ncache];
-	} else {
-		b->data = malloc(sz);
-		if (!b->data)
-			return -1;
-	}
-	b->cap = sz;
+	struct blob *bl = blob_new(rbuf_size(c));
+	if (!bl)
+		return -1;
+	b->data = bl->data;
+	b->cap = bl->cap;
 	b->len = 0;
 	return 0;
 }
@@ -81,10 +82,7 @@ static void rbuf_give_back(struct conn *c)
 	struct buf *b = &c->in->rbuf;
 	if (!b->data)
 		return;
-	if (b->cap == RBUF_SIZE && rbuf_ncache < RBUF_CACHE_MAX)
-		rbuf_cache[rbuf_ncache++] = b->data;
-	else
-		free(b->data);
+	blob_unref(rbuf_blob(c));
 	b->data = NULL;
 	b->len = b->cap = 0;
 }
@@ -156,8 +154,6 @@ static void input_free(struct conn *c)
 
 void conn_thread_cleanup(void)
 {
-	while (rbuf_ncache)
-		free(rbuf_cache[--rbuf_ncache]);
 	while (input_ncache) {
 		struct conn_input *in = input_cache[--input_ncache];
 		ws_reader_free(&in->rd);

@@ -5,20 +5,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Blobs come in two cached sizes: small ones for HTTP answers (the 101),
- * control frames and short messages, standard ones for the rest. Without
- * the small size every upgrade answered in one batch of events held a
- * 16 KiB blob until the flush, and the cache kept them: about a MiB of
- * touched pages that stayed with the process. */
+/* Blob capacities come in classes: a small one for HTTP answers (the
+ * 101), control frames and short messages, then BLOB_STD, 2x, 4x... up to
+ * BLOB_STD << (BLOB_CLASSES - 2), each plus BLOB_SLACK so that a frame
+ * whose payload is one of those sizes (16 KiB, 64 KiB: common chunk
+ * sizes, and the read buffers) fits its class with its header. Freed
+ * blobs of a class wait in a per-thread cache for the next blob_new: a
+ * busy connection then never allocates per message, and glibc never gets
+ * to trim and re-fault its heap top (madvise + page faults per message
+ * cost more than the whole echo otherwise). outq_thread_trim gives back
+ * what a quiet period did not use, so a burst does not leave its pages
+ * with the process. Larger blobs are malloc'd as asked and freed at once.
+ * Without the small class every upgrade answered in one batch of events
+ * would hold a 16 KiB blob until the flush. */
 #define BLOB_SMALL 512
 #define BLOB_STD (16 * 1024)
-#define BLOB_CACHE_MAX 256
+#define BLOB_SLACK 64
+#define BLOB_CLASSES 6
+#define BLOB_CACHE_SLOTS 256
 #define BLOB_SMALL_CACHE_MAX 64
+/* A class caches at most this many bytes (and BLOB_CACHE_SLOTS blobs). */
+#define BLOB_CACHE_BYTES (8u << 20)
+/* How often outq_thread_trim looks at the caches. */
+#define BLOB_TRIM_MS 1000
 
-static __thread struct blob *cache[BLOB_CACHE_MAX];
-static __thread unsigned ncache;
-static __thread struct blob *small_cache[BLOB_SMALL_CACHE_MAX];
-static __thread unsigned nsmall_cache;
+struct blob_cache {
+	struct blob *slot[BLOB_CACHE_SLOTS];
+	unsigned n;
+	unsigned low;        /* fewest cached since the last trim */
+};
+
+static __thread struct blob_cache cache[BLOB_CLASSES];
+static __thread uint64_t next_trim_ms;
 /* Rings of RING_STD segments are recycled per thread like blobs: a busy
  * connection takes one when it queues and gives it back when its queue
  * drains, without calling malloc each time. */
@@ -37,22 +55,43 @@ void outq_thread_init(void)
 	cache_on = true;
 }
 
+static size_t class_cap(int k)
+{
+	return k == 0 ? BLOB_SMALL : ((size_t)BLOB_STD << (k - 1)) + BLOB_SLACK;
+}
+
+/* The smallest class that holds cap bytes, or -1 if none does. */
+static int class_for(size_t cap)
+{
+	for (int k = 0; k < BLOB_CLASSES; k++)
+		if (cap <= class_cap(k))
+			return k;
+	return -1;
+}
+
+static unsigned class_slots(int k)
+{
+	if (k == 0)
+		return BLOB_SMALL_CACHE_MAX;
+	size_t n = BLOB_CACHE_BYTES / class_cap(k);
+	return n < BLOB_CACHE_SLOTS ? (unsigned)n : BLOB_CACHE_SLOTS;
+}
+
 struct blob *blob_new(size_t cap)
 {
-	struct blob *b = NULL;
-	if (cap <= BLOB_SMALL) {
-		cap = BLOB_SMALL;
-		if (nsmall_cache)
-			b = small_cache[--nsmall_cache];
-	} else if (cap <= BLOB_STD) {
-		cap = BLOB_STD;
-		if (ncache)
-			b = cache[--ncache];
-	}
-	if (b) {
-		atomic_init(&b->refs, 1);
-		b->len = 0;
-		return b;
+	struct blob *b;
+	int k = class_for(cap);
+	if (k >= 0) {
+		cap = class_cap(k);
+		struct blob_cache *bc = &cache[k];
+		if (bc->n) {
+			b = bc->slot[--bc->n];
+			if (bc->n < bc->low)
+				bc->low = bc->n;
+			atomic_init(&b->refs, 1);
+			b->len = 0;
+			return b;
+		}
 	}
 	b = malloc(sizeof *b + cap);
 	if (!b)
@@ -72,24 +111,47 @@ void blob_unref(struct blob *b)
 {
 	if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	if (cache_on && b->cap == BLOB_STD && ncache < BLOB_CACHE_MAX) {
-		cache[ncache++] = b;
-		return;
-	}
-	if (cache_on && b->cap == BLOB_SMALL && nsmall_cache < BLOB_SMALL_CACHE_MAX) {
-		small_cache[nsmall_cache++] = b;
+	int k = cache_on ? class_for(b->cap) : -1;
+	if (k >= 0 && b->cap == class_cap(k) && cache[k].n < class_slots(k)) {
+		cache[k].slot[cache[k].n++] = b;
 		return;
 	}
 	free(b);
 }
 
+void outq_thread_trim(uint64_t now_ms)
+{
+	if (now_ms < next_trim_ms)
+		return;
+	next_trim_ms = now_ms + BLOB_TRIM_MS;
+	/* Blobs that stayed in the cache through the whole interval were not
+	 * needed: give that many back, keep what the recent peak used. */
+	for (int k = 0; k < BLOB_CLASSES; k++) {
+		struct blob_cache *bc = &cache[k];
+		for (unsigned i = 0; i < bc->low; i++)
+			free(bc->slot[--bc->n]);
+		bc->low = bc->n;
+	}
+}
+
+size_t outq_thread_cached(void)
+{
+	size_t n = 0;
+	for (int k = 0; k < BLOB_CLASSES; k++)
+		n += cache[k].n;
+	return n;
+}
+
 void outq_thread_cleanup(void)
 {
 	cache_on = false;
-	while (ncache)
-		free(cache[--ncache]);
-	while (nsmall_cache)
-		free(small_cache[--nsmall_cache]);
+	for (int k = 0; k < BLOB_CLASSES; k++) {
+		struct blob_cache *bc = &cache[k];
+		while (bc->n)
+			free(bc->slot[--bc->n]);
+		bc->low = 0;
+	}
+	next_trim_ms = 0;
 	while (nring_cache)
 		free(ring_cache[--nring_cache]);
 }

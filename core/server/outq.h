@@ -4,8 +4,9 @@
  * blobs so that one encoded frame can sit in many connections' queues at
  * once (broadcast encodes once); a connection's own frames are appended to
  * the tail blob it alone holds. A flush gathers the queue into an iovec
- * array for a single writev(2). Small blobs are recycled through a
- * per-thread cache, so the steady-state echo path does not allocate.
+ * array for a single writev(2). Blobs come in size classes recycled
+ * through a per-thread cache, so the steady-state echo path does not
+ * allocate; read buffers are blobs too (a reply may point into one).
  *
  * An empty queue is one NULL pointer: the ring of segments (with the
  * queue's counters) is taken when the first byte is queued and given
@@ -87,6 +88,13 @@ void outq_free(struct outq *q);
 
 /* Lets this thread (a worker) keep a cache of spare blobs and rings. */
 void outq_thread_init(void);
+/* Every BLOB_TRIM_MS (a second; cheap to call more often): frees the
+ * cached blobs this thread did not need since the last time, so memory
+ * goes back after a burst while steady traffic keeps what it uses.
+ * Worker thread. */
+void outq_thread_trim(uint64_t now_ms);
+/* How many spare blobs this thread's cache holds. */
+size_t outq_thread_cached(void);
 /* Releases this thread's cache of spare blobs and rings (at thread exit). */
 void outq_thread_cleanup(void);
 

@@ -261,7 +261,7 @@ void conn_close(struct conn *c, uint16_t code, const char *reason);
 void conn_terminate(struct conn *c, const char *why);
 /* Frees a DEAD connection (closes its fd). */
 void conn_free(struct conn *c);
-/* Frees this worker thread's cache of spare read buffers (at thread exit). */
+/* Frees this worker thread's cache of spare input states (at thread exit). */
 void conn_thread_cleanup(void);
 /* Queues a message (fragmented per fragment_size). Returns 0 or -1. */
 int conn_send_message(struct conn *c, uint8_t opcode, const uint8_t *data, size_t len);

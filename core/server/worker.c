@@ -8,7 +8,8 @@
  *   4. flush    one writev per connection that queued output this round
  *   5. timers   the connection timers that are due (handshake, heartbeat,
  *               pong, close timeouts) and routes removed by a reload; on
- *               worker 0 also the plugins' timers and the limits table
+ *               worker 0 also the plugins' timers and the limits table;
+ *               once a second, spare blobs the last second did not use
  *   6. stop     on shutdown: stop accepting, close everyone with 1001
  *   7. reap     close callbacks, then free connections marked dead
  * Connections are only ever freed in phase 7, so no handler runs on a
@@ -559,6 +560,7 @@ void *worker_main(void *arg)
 		}
 		routes_changed_check(w);
 		wheel_advance(&w->wheel, w->now_ms, on_timer, w);
+		outq_thread_trim(w->now_ms);
 		if (w->ntls_busy && w->now_ms >= w->next_tls_trim_ms)
 			transport_trim(w);
 		flush_dirty(w);

@@ -347,3 +347,60 @@ Test(outq, a_drained_queue_holds_no_memory)
 	outq_free(&q);
 	cr_assert_null(q.r);
 }
+
+Test(outq, frame_sized_blobs_are_recycled)
+{
+	outq_thread_init();
+	/* A 16 KiB payload plus its frame header, and a 64 KiB read buffer:
+	 * both come back from the cache instead of malloc (the echo path
+	 * allocates nothing per message). */
+	size_t sizes[] = { 100, 16 * 1024 + 14, 64 * 1024, 200 * 1024 };
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		struct blob *a = blob_new(sizes[i]);
+		EXPECT_NOT_NULL(a);
+		EXPECT_GEQ(a->cap, sizes[i]);
+		a->len = 3;
+		blob_unref(a);
+		struct blob *b = blob_new(sizes[i]);
+		EXPECT_EQ((void *)b, (void *)a, "size %zu: the cached blob is reused", sizes[i]);
+		EXPECT_EQ(b->len, 0);
+		EXPECT_EQ(refs(b), 1);
+		blob_unref(b);
+	}
+	/* Beyond the largest class: exact size, never cached. */
+	struct blob *h = blob_new(4u << 20);
+	EXPECT_NOT_NULL(h);
+	EXPECT_EQ(h->cap, 4u << 20);
+	blob_unref(h);
+}
+
+Test(outq, trim_frees_what_was_not_needed)
+{
+	outq_thread_init();
+	uint64_t t = 5000;
+	outq_thread_trim(t); /* starts the first interval */
+	struct blob *x[8];
+	for (int i = 0; i < 8; i++)
+		x[i] = blob_new(20000);
+	for (int i = 0; i < 8; i++)
+		blob_unref(x[i]);
+	EXPECT_EQ(outq_thread_cached(), 8);
+	outq_thread_trim(t += 1000); /* all were in use during this interval */
+	EXPECT_EQ(outq_thread_cached(), 8);
+	/* The next interval needs 3 at once: the other 5 are given back. */
+	for (int i = 0; i < 3; i++)
+		x[i] = blob_new(20000);
+	for (int i = 0; i < 3; i++)
+		blob_unref(x[i]);
+	outq_thread_trim(t + 10); /* too soon: nothing happens */
+	EXPECT_EQ(outq_thread_cached(), 8);
+	outq_thread_trim(t += 1000);
+	EXPECT_EQ(outq_thread_cached(), 3);
+	/* A quiet interval gives back the rest. */
+	outq_thread_trim(t += 1000);
+	EXPECT_EQ(outq_thread_cached(), 0);
+	/* Without outq_thread_init (a plugin's thread) nothing is kept. */
+	outq_thread_cleanup();
+	blob_unref(blob_new(100));
+	EXPECT_EQ(outq_thread_cached(), 0);
+}
