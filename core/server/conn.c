@@ -36,6 +36,10 @@
 #include "ws/ws_handshake.h"
 
 #define RBUF_SIZE (64 * 1024)
+/* Payloads from this size on are queued by reference to the read buffer
+ * they arrived in (queue_frame_rsv): a buffer is then pinned by at most
+ * RBUF_SIZE / SHARE_MIN times the bytes that reference it. */
+#define SHARE_MIN (8 * 1024)
 #define INPUT_CACHE_MAX 64
 /* A ping that could not be queued (no memory) is tried again this soon. */
 #define PING_RETRY_MS 200
@@ -85,6 +89,31 @@ static void rbuf_give_back(struct conn *c)
 	blob_unref(rbuf_blob(c));
 	b->data = NULL;
 	b->len = b->cap = 0;
+}
+
+/* Drops the first n bytes of the read buffer. While a queued reply points
+ * into the buffer its bytes must not move, so the unprocessed rest (a
+ * partial frame, usually small) goes to a fresh buffer instead. */
+static void rbuf_consume(struct conn *c, size_t n)
+{
+	struct buf *b = &c->in->rbuf;
+	if (!b->data)
+		return;
+	struct blob *bl = rbuf_blob(c);
+	size_t rest = n < b->len ? b->len - n : 0;
+	if (rest && atomic_load_explicit(&bl->refs, memory_order_relaxed) > 1) {
+		struct blob *nb = blob_new(b->cap);
+		if (!nb) {
+			conn_terminate(c, "out of memory for a read buffer");
+			return;
+		}
+		memcpy(nb->data, b->data + n, rest);
+		blob_unref(bl);
+		b->data = nb->data;
+		b->len = rest;
+		return;
+	}
+	buf_consume(b, n);
 }
 
 /* Makes sure the connection has its input state and a read buffer. */
@@ -371,16 +400,44 @@ void conn_terminate(struct conn *c, const char *why)
 
 /* --- output --- */
 
+/* True when [p, p+n) lies in this connection's read buffer: the message
+ * being delivered, unmasked in place. (Compared as integers: the pointer
+ * may belong to any other object.) */
+static bool in_rbuf(const struct conn *c, const uint8_t *p, size_t n)
+{
+	if (!c->in || !c->in->rbuf.data)
+		return false;
+	const struct buf *b = &c->in->rbuf;
+	uintptr_t a = (uintptr_t)p, lo = (uintptr_t)b->data;
+	return a >= lo && a - lo <= b->len && n <= b->len - (a - lo);
+}
+
 static int queue_frame_rsv(struct conn *c, bool fin, uint8_t rsv, uint8_t opcode, const uint8_t *data,
 			   size_t len)
 {
-	uint8_t *dst = outq_reserve(&c->out, WS_MAX_HEADER + len);
+	/* A large payload that sits in our read buffer (a reply that echoes
+	 * or forwards what it answers) is queued by reference, not copied:
+	 * the buffer stays as it is while queued (rbuf_consume). Small ones
+	 * are copied, so that a few bytes never pin a whole read buffer. */
+	bool share = len >= SHARE_MIN && in_rbuf(c, data, len);
+	uint8_t *dst = outq_reserve(&c->out, WS_MAX_HEADER + (share ? 0 : len));
 	if (!dst)
 		return -1;
 	size_t hl = ws_frame_encode_header(dst, fin, rsv, opcode, len, NULL);
-	if (len)
-		memcpy(dst + hl, data, len);
-	outq_commit(&c->out, hl + len);
+	if (share) {
+		const struct buf *rb = &c->in->rbuf;
+		outq_commit(&c->out, hl);
+		if (outq_append_shared(&c->out, rbuf_blob(c), (size_t)(data - rb->data), len) < 0) {
+			/* The header is queued already: without its payload the
+			 * stream is broken, so the connection ends here. */
+			conn_terminate(c, "out of memory queueing a frame");
+			return -1;
+		}
+	} else {
+		if (len)
+			memcpy(dst + hl, data, len);
+		outq_commit(&c->out, hl + len);
+	}
 	worker_mark_dirty(c->w, c);
 	return 0;
 }
@@ -901,7 +958,7 @@ static void process_input(struct conn *c)
 out:
 	if (c->state == CONN_LINGER || c->state == CONN_DRAIN)
 		off = c->in->rbuf.len; /* nothing more will be processed */
-	buf_consume(&c->in->rbuf, off);
+	rbuf_consume(c, off);
 	input_give_back(c);
 }
 

@@ -5,6 +5,8 @@ rule that every complete message received before a protocol error is
 answered before the close."""
 import os
 import struct
+import threading
+import time
 
 from mbgw_harness import (Server, Client, OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING,
                           OP_PONG, close_payload, frame, run_tests)
@@ -105,6 +107,30 @@ def test_16mib_message():
         c.send(frame(OP_BINARY, b"", length=16 * 1024 * 1024 + 1)[:14])
         c.fail_expected(1009)
 
+
+def test_large_replies_while_the_client_does_not_read():
+    """Large payloads are answered by reference to the read buffer they
+    arrived in (conn.c queue_frame_rsv); the buffer must stay intact while
+    such replies wait in the queue: here the client reads nothing for a
+    while (its receive buffer fills, the server's writes come up short
+    and later reads arrive meanwhile), frames straddle reads, and
+    replies are fragmented or stop the reader (send_queue_limit)."""
+    sizes = [8192, 8193, 16384, 20000, 12, 65536, 9000, 100, 30000]
+    for extra in ("", "fragment_size = 5000\n", "send_queue_limit = 64KiB\n"):
+        with Server(server_extra=extra) as s, Client(s.port, timeout=30) as c:
+            msgs = [os.urandom(sizes[i % len(sizes)]) for i in range(400)]
+            data = b"".join(frame(OP_BINARY, m) for m in msgs)
+
+            def send_all():
+                for off in range(0, len(data), 70001):  # writes that split frames anywhere
+                    c.sock.sendall(data[off:off + 70001])
+            sender = threading.Thread(target=send_all)
+            sender.start()
+            time.sleep(0.5)
+            for k, m in enumerate(msgs):
+                got = c.recv_message()
+                assert got == (OP_BINARY, m), "message %d (%d bytes) differs" % (k, len(m))
+            sender.join()
 
 def test_64bit_length_with_msb_set_is_1002():
     with Server() as s, Client(s.port) as c:
@@ -236,6 +262,7 @@ if __name__ == "__main__":
         test_small_frames_one_byte_at_a_time,
         test_many_messages_in_one_write,
         test_16mib_message,
+        test_large_replies_while_the_client_does_not_read,
         test_64bit_length_with_msb_set_is_1002,
         test_non_minimal_length_is_1002,
         test_unmasked_client_frame_is_1002,
