@@ -15,7 +15,6 @@
 #include "server/server.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,58 +61,23 @@ static size_t rbuf_size(const struct conn *c)
 	return need > RBUF_SIZE ? need : RBUF_SIZE;
 }
 
-static struct blob *rbuf_blob(const struct conn *c)
-{
-	return (struct blob *)(void *)(c->in->rbuf.data - offsetof(struct blob, data));
-}
-
 static int rbuf_take(struct conn *c)
 {
-	struct buf *b = &c->in->rbuf;
-	if (b->data)
-		return 0;
-	struct blob *bl = blob_new(rbuf_size(c));
-	if (!bl)
-		return -1;
-	b->data = bl->data;
-	b->cap = bl->cap;
-	b->len = 0;
-	return 0;
+	return blob_buf_take(&c->in->rbuf, rbuf_size(c));
 }
 
 static void rbuf_give_back(struct conn *c)
 {
-	struct buf *b = &c->in->rbuf;
-	if (!b->data)
-		return;
-	blob_unref(rbuf_blob(c));
-	b->data = NULL;
-	b->len = b->cap = 0;
+	blob_buf_release(&c->in->rbuf);
 }
 
-/* Drops the first n bytes of the read buffer. While a queued reply points
- * into the buffer its bytes must not move, so the unprocessed rest (a
- * partial frame, usually small) goes to a fresh buffer instead. */
+/* Drops the first n bytes of the read buffer, leaving the bytes a queued
+ * reply points to where they are (blob_buf_consume). An emptied buffer
+ * goes back at once. */
 static void rbuf_consume(struct conn *c, size_t n)
 {
-	struct buf *b = &c->in->rbuf;
-	if (!b->data)
-		return;
-	struct blob *bl = rbuf_blob(c);
-	size_t rest = n < b->len ? b->len - n : 0;
-	if (rest && atomic_load_explicit(&bl->refs, memory_order_relaxed) > 1) {
-		struct blob *nb = blob_new(b->cap);
-		if (!nb) {
-			conn_terminate(c, "out of memory for a read buffer");
-			return;
-		}
-		memcpy(nb->data, b->data + n, rest);
-		blob_unref(bl);
-		b->data = nb->data;
-		b->len = rest;
-		return;
-	}
-	buf_consume(b, n);
+	if (blob_buf_consume(&c->in->rbuf, n) < 0)
+		conn_terminate(c, "out of memory for a read buffer");
 }
 
 /* Makes sure the connection has its input state and a read buffer. */
@@ -427,7 +391,7 @@ static int queue_frame_rsv(struct conn *c, bool fin, uint8_t rsv, uint8_t opcode
 	if (share) {
 		const struct buf *rb = &c->in->rbuf;
 		outq_commit(&c->out, hl);
-		if (outq_append_shared(&c->out, rbuf_blob(c), (size_t)(data - rb->data), len) < 0) {
+		if (outq_append_shared(&c->out, blob_of_buf(rb), (size_t)(data - rb->data), len) < 0) {
 			/* The header is queued already: without its payload the
 			 * stream is broken, so the connection ends here. */
 			conn_terminate(c, "out of memory queueing a frame");

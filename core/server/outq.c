@@ -2,6 +2,7 @@
 #include "server/outq.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,6 +182,56 @@ static void release_if_empty(struct outq *q)
 		ring_free(q->r);
 		q->r = NULL;
 	}
+}
+
+int blob_buf_take(struct buf *b, size_t cap)
+{
+	if (b->data)
+		return 0;
+	struct blob *bl = blob_new(cap);
+	if (!bl)
+		return -1;
+	b->data = bl->data;
+	b->cap = bl->cap;
+	b->len = 0;
+	return 0;
+}
+
+struct blob *blob_of_buf(const struct buf *b)
+{
+	return (struct blob *)(void *)(b->data - offsetof(struct blob, data));
+}
+
+void blob_buf_release(struct buf *b)
+{
+	if (!b->data)
+		return;
+	blob_unref(blob_of_buf(b));
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+int blob_buf_consume(struct buf *b, size_t n)
+{
+	if (!b->data)
+		return 0;
+	struct blob *bl = blob_of_buf(b);
+	size_t rest = n < b->len ? b->len - n : 0;
+	if (rest && atomic_load_explicit(&bl->refs, memory_order_acquire) > 1) {
+		struct blob *nb = blob_new(b->cap);
+		if (!nb)
+			return -1;
+		memcpy(nb->data, b->data + n, rest);
+		blob_unref(bl);
+		b->data = nb->data;
+		b->cap = nb->cap;
+		b->len = rest;
+		return 0;
+	}
+	buf_consume(b, n);
+	if (b->len == 0)
+		blob_buf_release(b);
+	return 0;
 }
 
 static int grow(struct outq *q)

@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "util/util_buf.h"
+
 struct blob {
 	atomic_uint refs;
 	size_t cap;
@@ -37,6 +39,24 @@ struct blob *blob_new(size_t cap);
 void blob_ref(struct blob *b);
 /* Drops one reference; frees (or caches) the blob at zero. */
 void blob_unref(struct blob *b);
+
+/* A read buffer: a struct buf (util_buf.h) whose memory is a blob's
+ * data, so that a queue can hold a reference to bytes of it instead of a
+ * copy (outq_append_shared with blob_of_buf). A zeroed struct buf holds
+ * no blob. */
+
+/* Gives b a blob of at least cap bytes if it has none (len 0). Returns 0
+ * or -1 (ENOMEM). */
+int blob_buf_take(struct buf *b, size_t cap);
+/* The blob that holds b's bytes (b must hold one). */
+struct blob *blob_of_buf(const struct buf *b);
+/* Drops the first n bytes (all of them if n >= len). While a queue
+ * references the blob its bytes must not move, so the rest is then copied
+ * to a fresh blob instead of to the front; an emptied buffer gives its
+ * blob back. Returns 0, or -1 (ENOMEM: b is unchanged). */
+int blob_buf_consume(struct buf *b, size_t n);
+/* Gives the blob back (drops this reference); b is then empty. */
+void blob_buf_release(struct buf *b);
 
 struct oseg {
 	struct blob *b;

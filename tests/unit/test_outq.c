@@ -404,3 +404,108 @@ Test(outq, trim_frees_what_was_not_needed)
 	blob_unref(blob_new(100));
 	EXPECT_EQ(outq_thread_cached(), 0);
 }
+
+/* --- read buffers (blob_buf_*) --- */
+
+static void fill_pattern(uint8_t *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(i * 31 + seed);
+}
+
+Test(outq, blob_buf_take_and_release)
+{
+	struct buf b = { 0 };
+	EXPECT_EQ(blob_buf_take(&b, 1000), 0);
+	EXPECT_NOT_NULL(b.data);
+	EXPECT_GEQ(b.cap, 1000);
+	EXPECT_EQ(b.len, 0);
+	uint8_t *was = b.data;
+	EXPECT_EQ(blob_buf_take(&b, 5000), 0, "a buffer that has a blob keeps it");
+	EXPECT_EQ((void *)b.data, (void *)was);
+	EXPECT_EQ(refs(blob_of_buf(&b)), 1);
+	EXPECT_EQ((void *)blob_of_buf(&b)->data, (void *)b.data);
+	blob_buf_release(&b);
+	cr_assert_null(b.data);
+	EXPECT_EQ(b.len, 0);
+	EXPECT_EQ(b.cap, 0);
+	blob_buf_release(&b); /* twice: nothing to do */
+	EXPECT_EQ(blob_buf_consume(&b, 3), 0, "consuming from an empty buffer");
+}
+
+/* Every consumed length, with and without a queue referencing part of the
+ * processed bytes: the rest is always what follows n, and referenced
+ * bytes never change. */
+Test(outq, blob_buf_consume_every_length)
+{
+	enum { L = 200 };
+	uint8_t want[L];
+	fill_pattern(want, L, 7);
+	for (int shared = 0; shared <= 1; shared++) {
+		for (size_t n = 0; n <= L + 1; n++) {
+			struct buf b = { 0 };
+			EXPECT_EQ(blob_buf_take(&b, L), 0);
+			memcpy(b.data, want, L);
+			b.len = L;
+			struct blob *old = blob_of_buf(&b);
+			struct outq q = { 0 };
+			/* A reply referencing processed bytes [n/3, n). */
+			size_t s0 = n / 3, s1 = n < L ? n : L;
+			if (shared && s1 > s0)
+				EXPECT_EQ(outq_append_shared(&q, old, s0, s1 - s0), 0);
+			bool referenced = shared && s1 > s0;
+			EXPECT_EQ(blob_buf_consume(&b, n), 0);
+			size_t rest = n < L ? L - n : 0;
+			EXPECT_EQ(b.len, rest, "n=%zu shared=%d", n, shared);
+			if (rest == 0) {
+				cr_assert_null(b.data, "an emptied buffer gives its blob back");
+			} else {
+				EXPECT_ARR_EQ(b.data, want + n, rest, "n=%zu shared=%d: the rest", n, shared);
+				if (referenced)
+					EXPECT_NEQ((void *)blob_of_buf(&b), (void *)old,
+						   "n=%zu: the rest moved to a fresh blob", n);
+				else
+					EXPECT_EQ((void *)blob_of_buf(&b), (void *)old,
+						  "n=%zu: unshared buffers move in place", n);
+			}
+			if (referenced) {
+				assert_queue(&q, want + s0, s1 - s0);
+				EXPECT_EQ(refs(old), 1, "only the queue holds the old blob");
+			}
+			outq_free(&q);
+			blob_buf_release(&b);
+		}
+	}
+}
+
+/* A stream cut into two reads at every byte boundary: the bytes processed
+ * after the first read are referenced by a queue (as replies are), the
+ * first k are consumed, the second read is appended; the buffer must then
+ * hold exactly the stream from k on, and the queue what it referenced. */
+Test(outq, blob_buf_stream_split_everywhere)
+{
+	enum { L = 300 };
+	uint8_t stream[L];
+	fill_pattern(stream, L, 3);
+	for (size_t cut = 0; cut <= L; cut++) {
+		for (size_t k = 0; k <= cut; k += (cut > 40 ? 7 : 1)) {
+			struct buf b = { 0 };
+			EXPECT_EQ(blob_buf_take(&b, L), 0);
+			memcpy(b.data, stream, cut);
+			b.len = cut;
+			struct outq q = { 0 };
+			if (k)
+				EXPECT_EQ(outq_append_shared(&q, blob_of_buf(&b), 0, k), 0);
+			EXPECT_EQ(blob_buf_consume(&b, k), 0);
+			EXPECT_EQ(blob_buf_take(&b, L), 0); /* as the next read does */
+			EXPECT_GEQ(b.cap - b.len, L - cut, "room for the second read");
+			memcpy(b.data + b.len, stream + cut, L - cut);
+			b.len += L - cut;
+			EXPECT_EQ(b.len, L - k);
+			EXPECT_ARR_EQ(b.data, stream + k, L - k, "cut=%zu k=%zu", cut, k);
+			assert_queue(&q, stream, k);
+			outq_free(&q);
+			blob_buf_release(&b);
+		}
+	}
+}
