@@ -92,6 +92,9 @@ class Server:
         self.proc = None
 
     def start(self):
+        # A second process would also listen (SO_REUSEPORT) and, no longer
+        # referenced, outlive the test.
+        assert not self.alive(), "this server is already running (pid %d)" % self.proc.pid
         self.log = open(self.logpath, "wb")
         env = None
         if self.env:
@@ -181,7 +184,9 @@ class Server:
         return "ws://127.0.0.1:%d%s" % (self.port, path)
 
     def __enter__(self):
-        return self.start()
+        # A test may start() the server itself first (to look at a
+        # start-up failure) and then use it in a with block.
+        return self if self.alive() else self.start()
 
     def __exit__(self, exc_type, exc, tb):
         status = None
