@@ -441,6 +441,20 @@ static const char *judge_hash(const char *h, size_t n)
 	}
 }
 
+/* A user or token list: read_file, and no NUL bytes (a line would end
+ * early and silently lose what follows). */
+static int read_list_file(const char *what, const char *path, char **buf, size_t *len, char *err,
+			  size_t cap)
+{
+	int rc = read_file(what, path, LIST_FILE_MAX, buf, len, err, cap);
+	if (rc == 0 && memchr(*buf, 0, *len)) {
+		rc = fail(err, cap, MBGW_E_INVAL, "%s: NUL byte in the file", path);
+		free(*buf);
+		*buf = NULL;
+	}
+	return rc;
+}
+
 static int user_cmp(const void *x, const void *y)
 {
 	const struct basic_user *a = x, *b = y;
@@ -451,13 +465,9 @@ static int load_basic(struct edge_auth *a, const char *path, char *err, size_t c
 {
 	char *buf;
 	size_t len;
-	int rc = read_file("basic_file", path, LIST_FILE_MAX, &buf, &len, err, cap);
+	int rc = read_list_file("basic_file", path, &buf, &len, err, cap);
 	if (rc)
 		return rc;
-	if (memchr(buf, 0, len)) {
-		rc = fail(err, cap, MBGW_E_INVAL, "%s: NUL byte in the file", path);
-		goto out_free_buf;
-	}
 	size_t capn = 0;
 	struct lines ls = { buf, buf + len, 0 };
 	char *line;
@@ -546,13 +556,9 @@ static int load_bearer(struct edge_auth *a, const char *path, char *err, size_t 
 {
 	char *buf;
 	size_t len;
-	int rc = read_file("bearer_file", path, LIST_FILE_MAX, &buf, &len, err, cap);
+	int rc = read_list_file("bearer_file", path, &buf, &len, err, cap);
 	if (rc)
 		return rc;
-	if (memchr(buf, 0, len)) {
-		rc = fail(err, cap, MBGW_E_INVAL, "%s: NUL byte in the file", path);
-		goto out_free_buf;
-	}
 	size_t capn = 0;
 	struct lines ls = { buf, buf + len, 0 };
 	char *line;
